@@ -1,0 +1,123 @@
+"""Command line: ``python -m atslib {train,eval,sweep,bench} ...``.
+
+Bad input never shows a traceback: one line on stderr naming the option, the value and what is
+allowed, exit code 2, and nothing written to the output directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from .config import METHODS, Config, ConfigError
+from .data import DataError
+from .runs import RunError
+
+USER_ERRORS = (ConfigError, DataError, RunError)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's own style, without the usage block)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{s!r} is not a boolean; allowed: true, false")
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """Every Config field becomes an option (``first_order`` -> ``--first-order``)."""
+    for f in fields(Config):
+        if f.name == "first_order":
+            p.add_argument("--first-order", action="store_true", default=None, help="first-order meta-gradient")
+            continue
+        kind = {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" ")[0].replace("'", ""), None)
+        if f.name in ("budget_classes",):
+            kind = int
+        kw = {"type": kind} if kind else {}
+        if f.name == "method":
+            kw["choices"] = METHODS
+            kw["metavar"] = "METHOD"
+        p.add_argument(_flag(f.name), default=None, help=f"default {f.default!r}", **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m atslib", description="Meta-learning with an Adaptive Task Scheduler")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    t = sub.add_parser("train", help="train one run")
+    add_config_options(t)
+    t.add_argument("--out", required=True, help="run directory")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    e = sub.add_parser("eval", help="re-test a saved run")
+    e.add_argument("run_dir")
+    e.add_argument("--data", default=None, help="another npz of the same schema")
+    e.add_argument("--n-test-tasks", type=int, default=None)
+    s = sub.add_parser("sweep", help="run a grid of training runs (resumable)")
+    s.add_argument("grid")
+    s.add_argument("--out", required=True)
+    s.add_argument("--executor", default="local", choices=("local", "process", "ray"))
+    s.add_argument("--address", default=None)
+    s.add_argument("--workers", type=int, default=1)
+    b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
+    b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    b.add_argument("--json", default=None)
+    return p
+
+
+def config_from_args(args) -> Config:
+    d = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
+    return Config.from_dict(d)
+
+
+def cmd_train(args) -> int:
+    from .loop import Run
+    from .progress import progress_callback
+    cfg = config_from_args(args)
+    run = Run(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    cbs = [] if args.quiet else [progress_callback(cfg.steps, run.step)]
+    run.train(cbs)
+    s = run.summary
+    print(json.dumps({k: s[k] for k in ("method", "test_mean", "test_ci95", "best_val", "wall_seconds")
+                      + tuple(k for k in ("noise_auc", "clean_share") if k in s)}))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_run
+    print(json.dumps(evaluate_run(args.run_dir, args.data, args.n_test_tasks), indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "sweep":
+            from .sweep import run_sweep
+            return run_sweep(args.grid, args.out, args.executor, args.address, args.workers)
+        if args.command == "bench":
+            from .bench import main as bench_main
+            return bench_main(args)
+    except USER_ERRORS as e:
+        print(f"python -m atslib {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

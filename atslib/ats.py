@@ -1,0 +1,122 @@
+"""ATS (Yao et al., NeurIPS 2021) and its ablations as task-selection methods.
+
+One ATS step (``ATS.select``), with the pool's factors computed once at theta:
+1. logits = g(z(loss), z(sim), progress; phi); draw B tasks without replacement at T = 1 and keep
+   the exact log-probability of the draw;
+2. temporary meta-model theta~ = theta - lookahead_lr * meta-gradient on the drawn tasks;
+3. reward R on V clean validation tasks drawn fresh from the meta-val classes: by default the
+   *paired* difference R = L_val(theta) - L_val(theta~) on the same tasks (``reward="loss"``,
+   ``reward_paired=True``), whose noise is far lower than that of L_val(theta~) alone (the tasks'
+   own difficulty cancels); ``reward="acc"`` uses query accuracy instead;
+4. phi <- Adam step on -(R - b) log P(draw; phi), b a moving average of R (REINFORCE ascent);
+5. draw B tasks again with the updated phi at temperature max(T_min, decay^t) for the real update.
+
+Ablations: ``ats-random-phi`` never trains phi; ``ats-loss-only`` / ``ats-sim-only`` feed one
+factor; ``ats-reweight`` does not sample: the look-ahead and the real update use all P tasks with
+weights w = softmax(g), and phi is trained by back-propagating the validation loss of
+theta~(w) = theta - lr * sum_i w_i grad L_i(theta) to phi (no draw, so no log-probability).
+``ats-cheap`` scores the pool from one gradient-free backbone pass on a query subsample (head-only
+similarity) and runs steps 2-4 only every ``cheap_every`` steps.
+"""
+from __future__ import annotations
+
+import torch
+
+from .samplers import Method, Selection
+from .scheduler import Baseline, SchedulerNet, draw, entropy, reinforce_loss, standardize
+from .tasks import stream
+
+
+class ATS(Method):
+    name = "ats"
+
+    def __init__(self, cfg, setup):
+        super().__init__(cfg, setup)
+        self.columns = {"ats-loss-only": ("loss",), "ats-sim-only": ("sim",)}.get(cfg.method, ("loss", "sim"))
+        self.net = SchedulerNet(len(self.columns), cfg.scheduler_hidden,
+                                generator=stream(cfg.seed, 0, "scheduler-init")).to(setup.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.scheduler_lr)
+        self.baseline = Baseline(cfg.baseline_momentum)
+        self.train_phi = cfg.method != "ats-random-phi"
+        self.device = setup.device
+
+    # -- pieces ------------------------------------------------------------------------
+    def inputs(self, f) -> torch.Tensor:
+        cols = {"loss": f.loss, "sim": f.sim_cos}
+        z = standardize if self.cfg.zscore_factors else (lambda v: v)
+        return torch.stack([z(cols[c]) for c in self.columns], 1).to(self.device)
+
+    def temperature(self, step: int) -> float:
+        return max(self.cfg.temperature, self.cfg.temperature_decay ** step)
+
+    def factors(self, ctx):
+        return ctx.factors()
+
+    def train_scheduler(self, ctx, x) -> dict:
+        """Steps 1-4: one REINFORCE update of phi; returns scalars for the record."""
+        logits = self.net(x, ctx.progress)
+        d = draw(logits, self.cfg.meta_batch, ctx.gen, 1.0)
+        reward = ctx.reward(ctx.lookahead(d.indices))
+        adv = self.baseline.update(reward)
+        self.opt.zero_grad(set_to_none=True)
+        reinforce_loss(d.log_prob, adv).backward()
+        self.opt.step()
+        return {"reward": reward, "advantage": adv, "baseline": self.baseline.value,
+                "log_prob": float(d.log_prob.detach())}
+
+    def select(self, ctx):
+        x = self.inputs(self.factors(ctx))
+        info = self.train_scheduler(ctx, x) if self.train_phi and self.should_train(ctx) else {}
+        with torch.no_grad():
+            logits = self.net(x, ctx.progress)
+        T = self.temperature(ctx.step)
+        d = draw(logits, self.cfg.meta_batch, ctx.gen, T)
+        info.update(temperature=T, entropy=entropy(d.probs))
+        return Selection(d.indices, d.probs.cpu(), score=logits.cpu(), update=ctx.step >= self.cfg.warmup, info=info)
+
+    def should_train(self, ctx) -> bool:
+        return True
+
+    # -- checkpoints -------------------------------------------------------------------
+    def state_dict(self):
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "baseline": self.baseline.state_dict()}
+
+    def load_state_dict(self, d):
+        self.net.load_state_dict(d["net"])
+        self.opt.load_state_dict(d["opt"])
+        self.baseline.load_state_dict(d["baseline"])
+
+
+class CheapATS(ATS):
+    """ATS at a fraction of the cost: cheap factors every step, scheduler updates every k steps."""
+
+    name = "ats-cheap"
+
+    def factors(self, ctx):
+        return ctx.factors(cheap=True)
+
+    def should_train(self, ctx) -> bool:
+        return ctx.step % self.cfg.cheap_every == 0
+
+
+class ATSReweight(ATS):
+    name = "ats-reweight"
+
+    def select(self, ctx):
+        x = self.inputs(ctx.factors())
+        info = {}
+        w = torch.softmax(self.net(x, ctx.progress), 0)                    # (P,)
+        val_loss = ctx.val_loss_differentiable(ctx.lookahead_weighted(w))
+        grads = torch.autograd.grad(val_loss, list(self.net.parameters()))
+        self.opt.zero_grad(set_to_none=True)
+        for prm, g in zip(self.net.parameters(), grads):
+            prm.grad = g
+        self.opt.step()
+        info["val_loss"] = float(val_loss)
+        with torch.no_grad():
+            logits = self.net(x, ctx.progress)
+            w = torch.softmax(logits, 0)
+        info["entropy"] = entropy(w)
+        P = ctx.pool_size
+        return Selection(torch.arange(P, device=self.device), w.cpu(), score=logits.cpu(), weights=w,
+                         update=ctx.step >= self.cfg.warmup, info=info)

@@ -1,0 +1,144 @@
+"""One frozen, documented configuration for a training run (cleanrl-style).
+
+Every field has a docstring-like comment; ``Config.from_dict`` builds one from papermill
+parameters or a saved ``config.json`` and ``Config.validate`` turns bad values into a
+``ConfigError`` that names the field, the value and what is allowed (the CLI prints that
+one line and exits with code 2).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+METHODS = (
+    "uniform", "uniform-val", "spl", "focal", "gcp", "daml", "paml", "ats", "ats-random-phi",
+    "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight", "ats-cheap",
+)
+SCHEDULED = ("ats", "ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only",
+             "ats-reweight", "ats-cheap")
+DATASETS = ("quickdraw", "molecules")
+
+
+class ConfigError(ValueError):
+    """A bad option value; ``str(err)`` is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- what to run -------------------------------------------------------------------
+    method: str = "uniform"          # task-selection method, one of METHODS
+    dataset: str = "quickdraw"       # "quickdraw" (images, any npz of that schema) or "molecules"
+    data: str | None = None          # path of the data npz; None = the committed default file
+    seed: int = 0                    # run seed: initial weights and the task stream
+    steps: int = 1000                # outer (meta) iterations, warm-up included
+    device: str = "auto"             # "auto" (cuda when available), "cpu" or "cuda"
+    # --- tasks ------------------------------------------------------------------------
+    ways: int = 5                    # classes per task (N)
+    shots: int = 1                   # support examples per class (K)
+    queries: int = 15                # query examples per class (Q)
+    noise_ratio: float = 0.0         # fraction of meta-training tasks whose support labels are corrupted
+    flip_prob: float = 0.8           # in a noisy task, chance that a support label is replaced by another class
+    noise_scale: float = 0.0         # molecules: support labels get + noise_scale * N(0, 1)
+    budget_classes: int | None = None  # keep this many meta-train classes (None = all of them)
+    budget_seed: int = 0             # which classes a budget keeps (fixed across run seeds)
+    # --- meta-learner -----------------------------------------------------------------
+    inner: str = "anil"              # "anil" (head adapts) or "maml" (all parameters adapt)
+    first_order: bool = False        # drop second-order terms of the meta-gradient
+    inner_lr: float = 0.1            # inner-loop SGD step (0.01 barely moves a 288-d head; see README)
+    inner_steps: int = 5             # inner steps in meta-training
+    test_inner_steps: int = 10       # inner steps at validation / test time
+    outer_lr: float = 1e-3           # Adam learning rate of the meta-parameters
+    width: int = 32                  # conv channels (images) / hidden units (molecules: 500)
+    pools: int = 3                   # max-pools in the conv-4 (3 on 28 px -> 288-d embedding, 4 -> 32-d)
+    # --- pool and scheduler -----------------------------------------------------------
+    meta_batch: int = 2              # tasks per meta-update (B)
+    pool_size: int = 10              # candidate tasks scored per iteration (P >= B)
+    val_tasks: int = 4               # fresh clean meta-val tasks per reward (V)
+    warmup: int = 0                  # first steps train only the scheduler (counted in steps)
+    temperature: float = 0.1         # floor of the real draw's temperature max(T, decay**t)
+    temperature_decay: float = 0.99  # decay of the real draw's temperature per step
+    scheduler_lr: float = 1e-3       # Adam learning rate of the scheduler network
+    scheduler_hidden: int = 32       # hidden units of the scheduler network
+    lookahead_lr: float = 0.1        # SGD step of the temporary meta-model used for the reward
+    reward: str = "loss"             # reward metric on validation tasks: "loss" (-loss) or "acc"
+    reward_paired: bool = True       # reward R(theta~) - R(theta) on the same validation tasks
+    baseline_momentum: float = 0.9   # moving-average baseline of the reward
+    zscore_factors: bool = True      # standardise loss and similarity within each pool
+    cheap_every: int = 5             # ats-cheap: refresh factors and update the scheduler every k steps
+    cheap_queries: int = 5           # ats-cheap: query examples per class used to score the pool
+    # --- evaluation and records -------------------------------------------------------
+    eval_every: int = 100            # validation (checkpoint selection) period in steps
+    n_val_tasks: int = 100           # fixed clean meta-val tasks for checkpoint selection
+    n_test_tasks: int = 600          # fixed meta-test tasks scored at the end
+    test_seed: int = 2021            # seed of the meta-val/meta-test task sets (same for every run)
+    pool_log_every: int = 10         # write every k-th pool to pool.csv.gz (scheduler diagnostics)
+    checkpoint_every: int = 100      # write a resumable checkpoint every k steps
+    init: str | None = None          # start theta from this run directory's best checkpoint
+
+    # ---------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        """Build from a dict, ignoring None values for fields with defaults; unknown keys are errors."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown}; allowed: {sorted(names)}")
+        cfg = cls(**{k: v for k, v in d.items() if v is not None or k in ("data", "init", "budget_classes")})
+        cfg.validate()
+        return cfg
+
+    def replace(self, **kw) -> "Config":
+        cfg = dataclasses.replace(self, **kw)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        """Checks that need no data file (those that do live in ``data.check_task_shape``)."""
+        def need(ok, name, allowed):
+            if not ok:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: {allowed}")
+        need(self.method in METHODS, "method", f"allowed: {', '.join(METHODS)}")
+        need(self.dataset in DATASETS, "dataset", f"allowed: {', '.join(DATASETS)}")
+        need(not (self.method == "gcp" and self.dataset == "molecules"), "method",
+             "gcp composes tasks from classes and works only on image datasets")
+        need(self.device in ("auto", "cpu", "cuda"), "device", "allowed: auto, cpu, cuda")
+        need(self.inner in ("anil", "maml"), "inner", "allowed: anil, maml")
+        need(self.reward in ("loss", "acc"), "reward", "allowed: loss, acc")
+        for name in ("steps", "ways", "shots", "queries", "inner_steps", "test_inner_steps", "width",
+                     "meta_batch", "pool_size", "val_tasks", "eval_every", "n_val_tasks", "n_test_tasks",
+                     "pool_log_every", "checkpoint_every", "cheap_every", "cheap_queries",
+                     "scheduler_hidden"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be an integer >= 1")
+        need(self.ways >= 2, "ways", "must be >= 2")
+        need(self.pools in (1, 2, 3, 4), "pools", "allowed: 1, 2, 3, 4")
+        for name in ("noise_ratio", "flip_prob"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float)) and 0.0 <= v <= 1.0, name, "must be in [0, 1]")
+        for name in ("inner_lr", "outer_lr", "scheduler_lr", "lookahead_lr", "temperature"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float)) and v > 0, name, "must be > 0")
+        need(isinstance(self.noise_scale, (int, float)) and self.noise_scale >= 0, "noise_scale", "must be >= 0")
+        need(0 < self.temperature_decay <= 1, "temperature_decay", "must be in (0, 1]")
+        need(0 <= self.baseline_momentum < 1, "baseline_momentum", "must be in [0, 1)")
+        need(isinstance(self.warmup, int) and 0 <= self.warmup < self.steps, "warmup",
+             f"must be an integer in [0, steps={self.steps})")
+        need(self.pool_size >= self.meta_batch, "pool_size",
+             f"must be >= --meta-batch ({self.meta_batch})")
+        need(self.budget_classes is None or (isinstance(self.budget_classes, int) and self.budget_classes >= self.ways),
+             "budget_classes", f"must be an integer >= --ways ({self.ways})")
+        return self
+
+    @property
+    def scheduled(self) -> bool:
+        return self.method in SCHEDULED
+
+
+def config_fields() -> list[dataclasses.Field]:
+    return list(fields(Config))
+
+
+__all__ = ["Config", "ConfigError", "METHODS", "SCHEDULED", "DATASETS", "config_fields", "field"]

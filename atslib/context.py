@@ -1,0 +1,117 @@
+"""``StepContext``: what a task-selection method may use at one meta-iteration.
+
+Everything is computed lazily and cached, so a quantity asked for by several consumers in the
+same step (the scheduler, a baseline, the pool record) is computed once: the pool's factors, its
+gradient-free embeddings, the step's clean reward tasks and their score at theta (the paired
+reward's reference). The pool and every generator are functions of (seed, step) alone.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import maml
+from .features import Factors, pool_factors
+from .tasks import stream
+
+
+class StepContext:
+    def __init__(self, setup, step: int):
+        cfg = setup.cfg
+        self.setup, self.cfg, self.step = setup, cfg, step
+        self.model, self.device = setup.model, setup.device
+        self.progress = step / max(cfg.steps, 1)
+        self.pool = setup.train_sampler.sample(cfg.pool_size, stream(cfg.seed, step, "pool")).to(setup.device)
+        self.pool_size = cfg.pool_size
+        self.gen = stream(cfg.seed, step, f"method/{cfg.method}")
+        self._cache: dict = {}
+
+    def params(self) -> dict:
+        return dict(self.model.named_parameters())
+
+    def _cached(self, key, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    # -- pool quantities ----------------------------------------------------------------
+    def has_factors(self) -> bool:
+        return "factors" in self._cache or "factors_cheap" in self._cache
+
+    def factors(self, cheap: bool = False) -> Factors:
+        """Both factors at theta for the whole pool (cheap: head-only, query subsample)."""
+        cfg = self.cfg
+        if cheap:
+            from .cheap import cheap_factors
+            return self._cached("factors_cheap", lambda: cheap_factors(
+                self.model, self.params(), self.pool, cfg.inner_steps, cfg.inner_lr, cfg.cheap_queries,
+                stream(cfg.seed, self.step, "cheap-subsample")))
+        return self._cached("factors", lambda: pool_factors(
+            self.model, self.params(), self.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner))
+
+    def losses(self) -> torch.Tensor:
+        """Post-adaptation query loss of each pool task (P,), cpu."""
+        if "factors" in self._cache:
+            return self._cache["factors"].loss
+        return self._cached("losses", lambda: maml.evaluate(
+            self.model, self.params(), self.pool, self.cfg.inner_steps, self.cfg.inner_lr, self.cfg.inner)[0].cpu())
+
+    def embeddings(self) -> torch.Tensor:
+        """Mean backbone feature of each pool task's examples (P, d), cpu."""
+        def fn():
+            p = {k: v.detach() for k, v in self.params().items()}
+            with torch.no_grad():
+                f_s, f_q = maml.anil_features(self.model, p, self.pool.x_s, self.pool.x_q)
+            return torch.cat([f_s, f_q], 1).mean(1).cpu()
+        return self._cached("embeddings", fn)
+
+    # -- validation and look-ahead --------------------------------------------------------
+    def reward_tasks(self):
+        """V fresh clean meta-val tasks of this step (ATS's reward; uniform-val's extra step)."""
+        return self._cached("reward_tasks", lambda: self.setup.val_sampler.sample(
+            self.cfg.val_tasks, stream(self.cfg.seed, self.step, "reward")).to(self.device))
+
+    def _val_metric(self, p: dict) -> float:
+        loss, score = maml.evaluate(self.model, p, self.reward_tasks(), self.cfg.inner_steps,
+                                    self.cfg.inner_lr, self.cfg.inner)
+        return float(-loss.mean()) if self.cfg.reward == "loss" else float(score.mean())
+
+    def reward(self, theta_tilde: dict) -> float:
+        """R(theta~), minus R(theta) on the same tasks when the reward is paired."""
+        r = self._val_metric(theta_tilde)
+        if self.cfg.reward_paired:
+            r -= self._cached("reward_ref", lambda: self._val_metric(self.params()))
+        return r
+
+    def lookahead(self, indices) -> dict:
+        """theta~ = theta - lookahead_lr * meta-gradient on pool[indices] (detached)."""
+        cfg, p = self.cfg, self.params()
+        losses, _ = maml.task_losses(self.model, p, self.pool[indices], cfg.inner_steps, cfg.inner_lr,
+                                     cfg.inner, cfg.first_order)
+        grads = torch.autograd.grad(losses.mean(), list(p.values()))
+        return {k: v.detach() - cfg.lookahead_lr * g for (k, v), g in zip(p.items(), grads)}
+
+    def lookahead_weighted(self, w: torch.Tensor) -> dict:
+        """theta~(w) = theta - lr * grad sum_i w_i L_i, differentiable w.r.t. the weights ``w`` (P,)."""
+        cfg, p = self.cfg, self.params()
+        losses, _ = maml.task_losses(self.model, p, self.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner,
+                                     cfg.first_order)
+        grads = torch.autograd.grad((w * losses).sum(), list(p.values()), create_graph=True)
+        return {k: v.detach() - cfg.lookahead_lr * g for (k, v), g in zip(p.items(), grads)}
+
+    def val_loss_differentiable(self, theta_tilde: dict) -> torch.Tensor:
+        cfg = self.cfg
+        losses, _ = maml.task_losses(self.model, theta_tilde, self.reward_tasks(), cfg.inner_steps,
+                                     cfg.inner_lr, cfg.inner, first_order=True)
+        return losses.mean()
+
+    # -- for gcp ----------------------------------------------------------------------------
+    def compose(self, classes: torch.Tensor, noisy: torch.Tensor, gen) -> object:
+        return self.setup.train_sampler.from_classes(classes, gen, noisy).to(self.device)
+
+    def adapted_query_probs(self, tasks) -> torch.Tensor:
+        cfg = self.cfg
+        p = {k: v.detach() for k, v in self.params().items()}
+        with torch.no_grad():
+            out = (maml.anil_outputs(self.model, p, tasks, cfg.inner_steps, cfg.inner_lr, True) if cfg.inner == "anil"
+                   else maml.maml_outputs_loop(self.model, p, tasks, cfg.inner_steps, cfg.inner_lr, True).detach())
+        return torch.softmax(out, -1).cpu()

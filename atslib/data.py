@@ -1,0 +1,123 @@
+"""Datasets as arrays: image npz files (QuickDraw or any file of the same schema).
+
+Schema of an image npz (see ``data/build_quickdraw.py``): exactly ``x`` uint8 [N,H,W] (grey) or
+[N,H,W,3] (colour), ``y`` int16 [N] class index, ``names`` str [C], ``split`` int8 [C]
+(0 meta-train, 1 meta-val, 2 meta-test). ``load_images`` checks it and raises ``DataError``
+naming what is wrong; every run records the file's sha256.
+"""
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "data"
+DEFAULT_IMAGES = DATA_DIR / "quickdraw100.npz"
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+class DataError(ValueError):
+    """A data file that is missing, truncated or of the wrong schema."""
+
+
+def resolve(path: str | Path | None, default: Path = DEFAULT_IMAGES) -> Path:
+    """Absolute path; relative paths are tried from the working directory, then the repo root."""
+    if path is None:
+        return default
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists() and (ROOT / p).exists():
+        p = ROOT / p
+    return p.resolve()
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ImageData:
+    """Images as a uint8 tensor [N, C, H, W] with class labels and the class split."""
+
+    x: torch.Tensor            # (N, C, H, W) uint8
+    y: torch.Tensor            # (N,) int64
+    names: list[str]           # (C,)
+    split: np.ndarray          # (C,) int8
+    path: Path
+    sha256: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.names)
+
+    def classes(self, split: str | int) -> np.ndarray:
+        s = SPLITS.get(split, split)
+        return np.flatnonzero(self.split == s)
+
+    def rows_by_class(self) -> list[torch.Tensor]:
+        """Row indices of each class (cached)."""
+        if not hasattr(self, "_rows"):
+            order = torch.argsort(self.y, stable=True)
+            counts = torch.bincount(self.y, minlength=self.n_classes).tolist()
+            self._rows = list(torch.split(order, counts))
+        return self._rows
+
+    def min_count(self, split: str | int) -> int:
+        rows = self.rows_by_class()
+        return min(len(rows[c]) for c in self.classes(split))
+
+
+def load_images(path: str | Path | None = None) -> ImageData:
+    """Load and validate an image npz; raise ``DataError`` with a one-line reason."""
+    p = resolve(path)
+    if not p.is_file():
+        raise DataError(f"--data {p}: no such file")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise DataError(f"--data {p}: not a readable npz ({type(e).__name__}: {e}); is it truncated?") from None
+    expected = {"x", "y", "names", "split"}
+    if set(arrays) != expected:
+        raise DataError(f"--data {p}: keys {sorted(arrays)}; an image npz has exactly {sorted(expected)}")
+    x, y, names, split = arrays["x"], arrays["y"], arrays["names"], arrays["split"]
+    if x.dtype != np.uint8 or not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 3)):
+        raise DataError(f"--data {p}: x is {x.dtype} {list(x.shape)}; expected uint8 [N,H,W] or [N,H,W,3]")
+    if y.dtype != np.int16 or y.shape != (x.shape[0],):
+        raise DataError(f"--data {p}: y is {y.dtype} {list(y.shape)}; expected int16 [{x.shape[0]}]")
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise DataError(f"--data {p}: names is {names.dtype} {list(names.shape)}; expected str [C]")
+    if split.dtype != np.int8 or split.shape != names.shape or not np.isin(split, (0, 1, 2)).all():
+        raise DataError(f"--data {p}: split must be int8 [{len(names)}] with values 0, 1, 2")
+    if y.size and (y.min() < 0 or y.max() >= len(names)):
+        raise DataError(f"--data {p}: y has class indices outside [0, {len(names) - 1}]")
+    xt = torch.from_numpy(x)
+    xt = xt.unsqueeze(1) if x.ndim == 3 else xt.permute(0, 3, 1, 2).contiguous()
+    return ImageData(xt, torch.from_numpy(y.astype(np.int64)), [str(n) for n in names], split, p, sha256(p))
+
+
+def check_task_shape(data: ImageData, ways: int, shots: int, queries: int, budget: int | None) -> None:
+    """Raise ``ConfigError`` when the episodes asked for cannot be drawn from ``data``."""
+    from .config import ConfigError
+
+    for split in ("train", "val", "test"):
+        n = len(data.classes(split))
+        if ways > n:
+            raise ConfigError(f"--ways {ways}: the {split} split of {data.path.name} has {n} classes; "
+                              f"allowed: 2..{n}")
+        need = shots + queries
+        have = data.min_count(split)
+        if need > have:
+            raise ConfigError(f"--shots {shots} + --queries {queries} = {need}: the {split} split has "
+                              f"{have} examples in its smallest class; allowed: shots + queries <= {have}")
+    n_train = len(data.classes("train"))
+    if budget is not None and not ways <= budget <= n_train:
+        raise ConfigError(f"--budget-classes {budget}: allowed: {ways}..{n_train} (ways..meta-train classes)")

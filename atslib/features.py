@@ -1,0 +1,102 @@
+"""The two meta-model factors of ATS for a whole pool of candidate tasks, computed once per step.
+
+For every task i of the pool, at the current meta-parameters theta and with no graph back to theta:
+- ``loss``: the query loss after inner-loop adaptation, L(D_i^q; theta_i) (the paper's first factor);
+- ``sim_dot``: the inner product <grad L(D_i^s; theta), grad L(D_i^q; theta)> at theta, with no
+  adaptation (the paper's second factor); ``sim_cos`` the cosine of the same two gradients and
+  ``layer_cos`` (P, L) one cosine per layer (a richer feature; names in ``layers``).
+
+Two equal paths (``tests/test_features.py``): ``loop`` runs each task through autograd (fastest on
+a CPU); ``batched`` takes per-task gradients for the whole pool in one program with
+``torch.func.vmap(grad(...))`` over the task axis (no Python loop; the fast path on a GPU). In
+both, the ANIL backbone features come out of the same forward pass as the gradients and are reused
+for the post-adaptation loss, so the backbone runs once per image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import maml
+from .models import layer_of
+
+
+@dataclass
+class Factors:
+    loss: torch.Tensor        # (P,) query loss after adaptation
+    score: torch.Tensor       # (P,) query accuracy (or -MSE) after adaptation
+    sim_dot: torch.Tensor     # (P,) <g_support, g_query> at theta
+    sim_cos: torch.Tensor     # (P,) cosine of the same
+    layer_cos: torch.Tensor   # (P, L) per-layer cosines
+    layers: list[str]
+
+    def cpu(self) -> "Factors":
+        return Factors(*(getattr(self, k).detach().cpu() for k in ("loss", "score", "sim_dot", "sim_cos", "layer_cos")),
+                       self.layers)
+
+
+def _one_task_loss(model, p, x, y):
+    f = model.features(p, x)
+    return maml.task_loss(model.head(p, f).unsqueeze(0), y.unsqueeze(0)).sum(), f
+
+
+def _grads_loop(model, p, x, y):
+    """Per-task gradients {name: (P, ...)} and features (P, n, d), one task at a time."""
+    keys = list(p)
+    grads, feats = {k: [] for k in keys}, []
+    for t in range(x.shape[0]):
+        with torch.enable_grad():
+            loss, f = _one_task_loss(model, p, x[t], y[t])
+            g = torch.autograd.grad(loss, [p[k] for k in keys])
+        for k, gk in zip(keys, g):
+            grads[k].append(gk)
+        feats.append(f.detach())
+    return {k: torch.stack(v) for k, v in grads.items()}, torch.stack(feats)
+
+
+def _grads_batched(model, p, x, y):
+    from torch.func import grad, vmap
+
+    fn = grad(lambda p_, x_, y_: _one_task_loss(model, p_, x_, y_), has_aux=True)
+    g, f = vmap(fn, in_dims=(None, 0, 0))(p, x, y)
+    return g, f.detach()
+
+
+def _similarities(g_s: dict, g_q: dict):
+    layers = sorted({layer_of(k) for k in g_s}, key=lambda s: (s == "head", s))
+    P = next(iter(g_s.values())).shape[0]
+    dot_l = torch.zeros(P, len(layers), dtype=torch.float64)
+    ns_l, nq_l = torch.zeros_like(dot_l), torch.zeros_like(dot_l)
+    for k in g_s:
+        j = layers.index(layer_of(k))
+        a, b = g_s[k].flatten(1).double().cpu(), g_q[k].flatten(1).double().cpu()
+        dot_l[:, j] += (a * b).sum(1)
+        ns_l[:, j] += (a * a).sum(1)
+        nq_l[:, j] += (b * b).sum(1)
+    eps = 1e-20
+    dot = dot_l.sum(1)
+    cos = dot / (ns_l.sum(1).sqrt() * nq_l.sum(1).sqrt() + eps)
+    layer_cos = dot_l / (ns_l.sqrt() * nq_l.sqrt() + eps)
+    return dot.float(), cos.float(), layer_cos.float(), layers
+
+
+def pool_factors(model, p: dict, tasks, steps: int, lr: float, inner: str = "anil", path: str | None = None) -> Factors:
+    """Both factors for every task in ``tasks``; ``path`` is "loop", "batched" or None (auto by device)."""
+    if path is None:
+        path = "batched" if tasks.x_s.is_cuda else "loop"
+    if path not in ("loop", "batched"):
+        raise ValueError(f"path {path!r}: allowed: loop, batched")
+    p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+    grads = _grads_batched if path == "batched" else _grads_loop
+    g_s, f_s = grads(model, p, tasks.x_s, tasks.y_s)
+    g_q, f_q = grads(model, p, tasks.x_q, tasks.y_q)
+    dot, cos, layer_cos, layers = _similarities(g_s, g_q)
+    pd = {k: v.detach() for k, v in p.items()}
+    with torch.no_grad():
+        if inner == "anil":
+            out = maml.anil_outputs(model, pd, tasks, steps, lr, first_order=True, features=(f_s, f_q))
+            loss, score = maml.task_loss(out, tasks.y_q), maml.task_score(out, tasks.y_q)
+        else:
+            loss, score = maml.evaluate(model, pd, tasks, steps, lr, inner="maml")
+    return Factors(loss.detach().cpu(), score.detach().cpu(), dot, cos, layer_cos, layers)

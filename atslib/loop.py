@@ -1,0 +1,166 @@
+"""``Run``: one training run with its directory - resume, checkpoints, validation, test, summary.
+
+All randomness is a function of (seed, step) (see ``tasks.stream``), so a checkpoint needs no RNG
+state: model, Adam, the method's state (scheduler network, its Adam, reward baseline, potentials),
+the step, the best parameters and the records so far. A run resumed from any checkpoint finishes
+with the same numbers as an uninterrupted one (CPU).
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .config import Config
+from .metrics import mean_ci95
+from .runs import FORMAT_VERSION, RunError, check_version, load_torch, save_torch, write_csv, write_json
+from .samplers import make_method
+from .train import build_setup, copy_params, evaluate_params, init_from, meta_step, test_tasks, val_tasks
+
+
+class Run:
+    def __init__(self, cfg: Config, out=None, resume: bool = False, overwrite: bool = False):
+        self.cfg, self.out = cfg, (Path(out) if out is not None else None)
+        if self.out is not None and self.out.exists() and any(self.out.iterdir()) and not (resume or overwrite):
+            raise RunError(f"--out {self.out}: already exists; allowed: a new directory, or --resume / --overwrite")
+        self.setup = build_setup(cfg)
+        if cfg.init:
+            init_from(self.setup, cfg.init)
+        self.model = self.setup.model
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.outer_lr)
+        self.method = make_method(cfg, self.setup)
+        self.step, self.history, self.pools = 0, [], []
+        self.best_val, self.best_step, self.best_state = -math.inf, -1, copy_params(self.model)
+        self.wall = 0.0
+        self.summary = None
+        if self.out is not None:
+            if resume and (self.out / "checkpoint.pt").is_file():
+                self._resume()
+            elif overwrite and self.out.exists():
+                shutil.rmtree(self.out)
+
+    # -- persistence ---------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {"format_version": FORMAT_VERSION, "atslib_version": __version__, "torch_version": torch.__version__,
+                "config": self.cfg.to_dict(), "data_path": str(self.setup.data.path),
+                "data_sha256": self.setup.data.sha256, "device": str(self.setup.device)}
+
+    def _resume(self) -> None:
+        meta = check_version(self.out)
+        if meta["data_sha256"] != self.setup.data.sha256:
+            raise RunError(f"--data {self.setup.data.path}: sha256 {self.setup.data.sha256[:12]}... differs from "
+                           f"{meta['data_sha256'][:12]}... recorded in {self.out}/config.json; allowed: the same file")
+        if meta["config"] != self.cfg.to_dict():
+            diff = sorted(k for k in meta["config"] if meta["config"][k] != self.cfg.to_dict().get(k))
+            raise RunError(f"--resume {self.out}: options {diff} differ from the saved config; allowed: the same options")
+        ck = load_torch(self.out / "checkpoint.pt")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["opt"])
+        self.method.load_state_dict(ck["method"])
+        self.step, self.history, self.pools = int(ck["step"]), list(ck["history"]), list(ck["pools"])
+        self.best_val, self.best_step, self.best_state = float(ck["best_val"]), int(ck["best_step"]), ck["best"]
+        self.wall = float(ck["wall"])
+
+    def checkpoint(self) -> None:
+        if self.out is None:
+            return
+        if not (self.out / "config.json").is_file():
+            write_json(self.out / "config.json", self.meta())
+        save_torch(self.out / "checkpoint.pt", {
+            "model": self.model.state_dict(), "opt": self.opt.state_dict(), "method": self.method.state_dict(),
+            "step": self.step, "history": self.history, "pools": self.pools, "best_val": self.best_val,
+            "best_step": self.best_step, "best": self.best_state, "wall": self.wall})
+        self.write_records()
+
+    def write_records(self) -> None:
+        write_csv(self.out / "history.csv", self.history_frame())
+        if self.pools:
+            write_csv(self.out / "pool.csv.gz", self.pool_frame())
+
+    def history_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history)
+
+    def pool_frame(self) -> pd.DataFrame:
+        return pd.concat([pd.DataFrame(p) for p in self.pools], ignore_index=True) if self.pools else pd.DataFrame()
+
+    # -- training --------------------------------------------------------------------------
+    def validate(self) -> float:
+        return float(evaluate_params(self.setup, val_tasks(self.setup))[1].mean())
+
+    def train(self, callbacks=(), stop=None) -> "Run":
+        cfg = self.cfg
+        if self.out is not None and self.step == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.out / "config.json", self.meta())
+        stopped = False
+        while self.step < cfg.steps and not stopped:
+            t0 = time.perf_counter()
+            rec, pool_rec = meta_step(self.setup, self.method, self.opt, self.step)
+            self.step += 1
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                rec["val_acc"] = self.validate()
+                if rec["val_acc"] > self.best_val:
+                    self.best_val, self.best_step, self.best_state = rec["val_acc"], self.step, copy_params(self.model)
+            self.wall += time.perf_counter() - t0
+            rec["wall"] = self.wall
+            self.history.append(rec)
+            if pool_rec is not None:
+                self.pools.append(pool_rec)
+            for cb in callbacks:
+                stopped = bool(cb(rec, self)) or stopped
+            stopped = stopped or (stop is not None and stop.is_set())
+            if self.step % cfg.checkpoint_every == 0 or stopped:
+                self.checkpoint()
+        if self.step < cfg.steps and "val_acc" not in self.history[-1]:   # stopped early: validate now
+            v = self.validate()
+            self.history[-1]["val_acc"] = v
+            if v > self.best_val:
+                self.best_val, self.best_step, self.best_state = v, self.step, copy_params(self.model)
+        self.finish()
+        return self
+
+    def finish(self) -> dict:
+        """Test the best (validation-chosen) parameters and write the summary."""
+        cfg = self.cfg
+        self.checkpoint()
+        self.model.load_state_dict(self.best_state)
+        t0 = time.perf_counter()
+        loss, acc = evaluate_params(self.setup, test_tasks(self.setup))
+        acc = acc.cpu().numpy()
+        mean, ci = mean_ci95(acc)
+        self.summary = {
+            "format_version": FORMAT_VERSION, "atslib_version": __version__, "torch_version": torch.__version__,
+            "method": cfg.method, "dataset": cfg.dataset, "steps": cfg.steps, "steps_done": self.step,
+            "seed": cfg.seed, "device": str(self.setup.device), "wall_seconds": round(self.wall, 2),
+            "test_seconds": round(time.perf_counter() - t0, 2), "best_val": self.best_val, "best_step": self.best_step,
+            "ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,
+            "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(self.setup.train_classes),
+            "inner": cfg.inner, "test_mean": mean, "test_ci95": ci, "n_test_tasks": int(len(acc)),
+        }
+        self.summary.update(self.diagnostics())
+        if self.out is not None:
+            save_torch(self.out / "best.pt", {"model": self.best_state, "step": self.best_step})
+            write_csv(self.out / "test_scores.csv", pd.DataFrame({"task": np.arange(len(acc)), "acc": acc,
+                                                                  "loss": loss.cpu().numpy()}))
+            write_json(self.out / "summary.json", self.summary)
+        return self.summary
+
+    def diagnostics(self) -> dict:
+        """noise_auc (2nd half of training), clean_share, mean entropy - where some tasks are noisy, some clean."""
+        if not 0 < self.cfg.noise_ratio < 1 or not self.history:
+            return {}
+        h = self.history_frame()
+        late = h[h["step"] >= self.cfg.steps // 2]
+        late = late if len(late) else h
+        out = {"noise_auc": float(np.nanmean(late["auc"])) if late["auc"].notna().any() else float("nan"),
+               "clean_share": float(h["clean_share"].mean()), "clean_share_late": float(late["clean_share"].mean()),
+               "noisy_mass_late": float(late["noisy_mass"].mean())}
+        if "entropy" in h:
+            out["entropy_late"] = float(late["entropy"].mean())
+        return out

@@ -1,0 +1,116 @@
+"""The neural task scheduler of ATS, exact without-replacement sampling, REINFORCE.
+
+``SchedulerNet`` maps each pool task's factors (and training progress) to one logit. Each task is
+encoded on its own, then sees a *set context*: the mean encoding of the **other** tasks of the pool
+(leave-one-out), so a task's probability depends on how it compares with its competitors. The
+authors' release sums its context over the feature axis instead of the task axis, so no task ever
+sees another; we pool over tasks, as the paper's description intends.
+
+``draw`` samples B distinct tasks from softmax(logits / T) sequentially (Plackett-Luce, via the
+Gumbel-top-k trick) and returns the **exact** log-probability of the ordered draw,
+log P = sum_k [s_{i_k} - logsumexp(s over the tasks not drawn before step k)], s = logits / T.
+(The release scores a without-replacement draw as if it were B independent draws.) Nothing is
+stored on any object: the call returns indices, log-probability and probabilities.
+
+REINFORCE (Williams 1992): the scheduler ascends E[R] with the surrogate loss
+-(R - b) * log P(draw; phi); ``b`` is a moving average of past rewards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SchedulerNet(nn.Module):
+    """g(factors, progress; phi) -> logits (P,). ``n_in`` = factor columns (progress is added)."""
+
+    def __init__(self, n_in: int, hidden: int = 32, generator: torch.Generator | None = None):
+        super().__init__()
+        self.encode = nn.Sequential(nn.Linear(n_in + 1, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.score = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        if generator is not None:
+            with torch.no_grad():
+                for prm in self.parameters():
+                    prm.copy_((torch.rand(prm.shape, generator=generator) * 2 - 1) / max(1, prm.shape[-1]) ** 0.5)
+        with torch.no_grad():  # start close to uniform: small output layer
+            self.score[-1].weight.mul_(0.1)
+            self.score[-1].bias.zero_()
+
+    def forward(self, x: torch.Tensor, progress: float) -> torch.Tensor:
+        """x (P, n_in) -> logits (P,)."""
+        P = x.shape[0]
+        h = self.encode(torch.cat([x, x.new_full((P, 1), progress)], 1))          # (P, H)
+        ctx = (h.sum(0, keepdim=True) - h) / max(P - 1, 1)                          # mean of the others
+        return self.score(torch.cat([h, ctx], 1)).squeeze(1)
+
+
+@dataclass
+class Draw:
+    indices: torch.Tensor     # (B,) in draw order
+    log_prob: torch.Tensor    # () exact log-probability of the ordered draw (differentiable)
+    probs: torch.Tensor       # (P,) softmax(logits / T)
+
+
+def plackett_luce_log_prob(logits: torch.Tensor, indices: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log P(indices drawn in this order without replacement) under softmax(logits / T)."""
+    s = logits / temperature
+    taken = torch.zeros_like(s, dtype=torch.bool)
+    logp = s.new_zeros(())
+    for i in indices.tolist():
+        remaining = s.masked_fill(taken, float("-inf"))
+        logp = logp + s[i] - torch.logsumexp(remaining, 0)
+        taken = taken.clone()
+        taken[i] = True
+    return logp
+
+
+def draw(logits: torch.Tensor, k: int, generator: torch.Generator, temperature: float = 1.0) -> Draw:
+    """Sample ``k`` distinct indices from softmax(logits / T), with the draw's exact log-probability."""
+    if not 1 <= k <= logits.shape[0]:
+        raise ValueError(f"cannot draw {k} of {logits.shape[0]} tasks")
+    s = (logits / temperature).detach().double().cpu()
+    u = torch.rand(s.shape, generator=generator, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
+    keys = s - torch.log(-torch.log(u))                    # Gumbel-top-k == sequential PL sampling
+    # finite keys even for -inf logits: they sort last and are drawn only when nothing else is left
+    keys = torch.nan_to_num(keys, nan=-1e300, neginf=-1e300)
+    idx = torch.topk(keys, k).indices.to(logits.device)
+    return Draw(idx, plackett_luce_log_prob(logits, idx, temperature), F.softmax(logits.detach() / temperature, 0))
+
+
+def entropy(probs: torch.Tensor) -> float:
+    p = probs.clamp_min(1e-30)
+    return float(-(p * p.log()).sum())
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """z-score within the pool (0 when the pool has no spread)."""
+    sd = x.std(unbiased=False)
+    return (x - x.mean()) / sd if sd > 1e-12 else torch.zeros_like(x)
+
+
+class Baseline:
+    """Moving average of rewards: b <- m b + (1 - m) R (the first reward initialises it)."""
+
+    def __init__(self, momentum: float = 0.9):
+        self.momentum, self.value, self.count = momentum, 0.0, 0
+
+    def update(self, reward: float) -> float:
+        """Return the advantage R - b (b before this reward), then fold R into b."""
+        adv = reward - self.value if self.count else 0.0
+        self.value = reward if self.count == 0 else self.momentum * self.value + (1 - self.momentum) * reward
+        self.count += 1
+        return adv
+
+    def state_dict(self):
+        return {"value": self.value, "count": self.count}
+
+    def load_state_dict(self, d):
+        self.value, self.count = float(d["value"]), int(d["count"])
+
+
+def reinforce_loss(log_prob: torch.Tensor, advantage: float) -> torch.Tensor:
+    """Surrogate whose gradient *descent* is REINFORCE *ascent* on the reward."""
+    return -advantage * log_prob
