@@ -1,0 +1,181 @@
+"""Plots: functions that take data (tensors, DataFrames) and return ``(fig, ax)``; ``savefig`` owns paths.
+
+Nothing here trains or reads run directories; notebooks load data with ``atslib`` and pass it in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import ROOT
+
+FIG_DIR = ROOT / "figures"
+METHOD_COLORS = {"uniform": "#7f7f7f", "ats": "#d62728", "rank-sim-loss": "#1f77b4", "ats-random-phi": "#bcbd22",
+                 "ats-loss-only": "#ff7f0e", "ats-sim-only": "#2ca02c", "ats-reweight": "#9467bd",
+                 "ats-cheap": "#e377c2", "uniform-val": "#8c564b", "spl": "#17becf", "focal": "#aec7e8",
+                 "gcp": "#98df8a", "daml": "#c5b0d5", "paml": "#ffbb78"}
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def savefig(fig, name: str, fig_dir: str | Path | None = None, formats=("png", "pdf")) -> list[Path]:
+    """Write ``fig`` as ``<fig_dir>/<name>.<fmt>`` for each format; returns the paths."""
+    d = Path(fig_dir) if fig_dir is not None else FIG_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        p = d / f"{name}.{fmt}"
+        fig.savefig(p, dpi=120, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
+        paths.append(p)
+    return paths
+
+
+def episode_grid(tasks, task: int = 0, class_names=None, max_query: int = 2):
+    """Support images (top) and a few queries per class (below) of one task, labels in titles.
+
+    Support titles show the label the learner sees; a corrupted label is drawn in red with the
+    true one in brackets.
+    """
+    plt = _plt()
+    ways = tasks.ways
+    shots = tasks.y_s.shape[1] // ways
+    nq = tasks.y_q.shape[1] // ways
+    rows = shots + min(max_query, nq)
+    fig, axes = plt.subplots(rows, ways, figsize=(1.5 * ways, 1.55 * rows), squeeze=False)
+    for w in range(ways):
+        for r in range(rows):
+            ax = axes[r, w]
+            if r < shots:
+                i = w * shots + r
+                img, shown, true = tasks.x_s[task, i], int(tasks.y_s[task, i]), int(tasks.y_s_clean[task, i])
+                bad = shown != true
+                ax.set_title(f"S: {shown}" + (f" ({true})" if bad else ""), fontsize=8, color="red" if bad else "black")
+            else:
+                i = w * nq + (r - shots)
+                img = tasks.x_q[task, i]
+                ax.set_title(f"Q: {int(tasks.y_q[task, i])}", fontsize=8)
+            arr = img.detach().cpu().numpy()
+            ax.imshow(arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+        if class_names is not None:
+            axes[-1, w].set_xlabel(class_names[int(tasks.classes[task, w])], fontsize=8)
+    fig.suptitle(f"task {task}: {ways}-way {shots}-shot" + (" - noisy support" if bool(tasks.noisy[task]) else ""),
+                 fontsize=10)
+    fig.tight_layout()
+    return fig, axes
+
+
+def label_matrix(y_true, y_shown, ways: int, ax=None, title="support labels: true vs shown"):
+    """Counts of (true, shown) support labels, e.g. over the noisy tasks of a pool."""
+    plt = _plt()
+    m = np.zeros((ways, ways), dtype=int)
+    np.add.at(m, (np.asarray(y_true).ravel(), np.asarray(y_shown).ravel()), 1)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.4, 3))
+    else:
+        fig = ax.figure
+    im = ax.imshow(m, cmap="Blues")
+    for i in range(ways):
+        for j in range(ways):
+            ax.text(j, i, m[i, j], ha="center", va="center", fontsize=7)
+    ax.set_xlabel("label shown to the learner"), ax.set_ylabel("true label"), ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return fig, ax
+
+
+def noise_rates(df: pd.DataFrame, ax=None):
+    """Realised vs requested noise: df columns requested, realised_tasks, realised_labels."""
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+    else:
+        fig = ax.figure
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="requested")
+    ax.plot(df["requested"], df["realised_tasks"], "o-", label="noisy tasks")
+    ax.plot(df["requested"], df["realised_labels"], "s-", label="corrupted support labels")
+    ax.set_xlabel("requested noise ratio"), ax.set_ylabel("realised rate"), ax.legend(fontsize=8)
+    return fig, ax
+
+
+def learning_curves(history: pd.DataFrame, label: str | None = None, axes=None, smooth: int = 25):
+    """Train query loss (smoothed) and validation accuracy against steps."""
+    plt = _plt()
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = axes[0].figure
+    h = history
+    if "train_loss" in h and h["train_loss"].notna().any():
+        axes[0].plot(h["step"], h["train_loss"].rolling(smooth, min_periods=1).mean(), label=label)
+    if "val_acc" in h:
+        v = h.dropna(subset=["val_acc"])
+        axes[1].plot(v["step"], v["val_acc"], "o-", label=label, ms=3)
+    axes[0].set_xlabel("step"), axes[0].set_ylabel("train query loss (smoothed)")
+    axes[1].set_xlabel("step"), axes[1].set_ylabel("validation accuracy")
+    if label:
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig, axes
+
+
+def method_bars(table: pd.DataFrame, value="test_mean", err="test_ci95", ax=None, reference: float | None = None):
+    """Bar per method (table columns method, value, err), optional reference line."""
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1 + 0.8 * len(table), 3.4))
+    else:
+        fig = ax.figure
+    colors = [METHOD_COLORS.get(m, "#333333") for m in table["method"]]
+    ax.bar(range(len(table)), table[value] * 100, yerr=table[err] * 100, color=colors, capsize=3)
+    ax.set_xticks(range(len(table)), table["method"], rotation=30, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    lo = (table[value] - table[err]).min() * 100
+    ax.set_ylim(max(0, lo - 5), (table[value] + table[err]).max() * 100 + 2)
+    if reference is not None:
+        ax.axhline(reference * 100, ls=":", color="grey")
+    fig.tight_layout()
+    return fig, ax
+
+
+def loss_sim_scatter(pools: pd.DataFrame, steps, sim="sim_cos", axes=None, title=""):
+    """Post-adaptation query loss vs gradient similarity for the pools at ``steps``, coloured by
+    sampling probability; noisy tasks drawn as crosses (the paper's factor analysis figure)."""
+    plt = _plt()
+    steps = list(steps)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(steps), figsize=(3.6 * len(steps), 3.3), squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
+    vmax = pools["prob"].max()
+    sc = None
+    for ax, s in zip(axes, steps):
+        d = pools[pools["step"] == s]
+        for noisy, marker in ((False, "o"), (True, "x")):
+            e = d[d["noisy"].astype(bool) == noisy]
+            sc = ax.scatter(e["loss"], e[sim], c=e["prob"], cmap="viridis", vmin=0, vmax=vmax, marker=marker,
+                            s=28, label="noisy" if noisy else "clean")
+        ax.set_title(f"{title} step {s}", fontsize=9)
+        ax.set_xlabel("query loss after adaptation"), ax.set_ylabel(f"gradient similarity ({sim})")
+    axes[0].legend(fontsize=8, loc="best")
+    if sc is not None:
+        fig.colorbar(sc, ax=list(axes), fraction=0.03, label="sampling probability")
+    return fig, axes
+
+
+def trajectory(histories: dict, column: str = "noisy_mass", smooth: int = 50, ax=None, ylabel=None):
+    """A per-step column (e.g. probability mass on noisy tasks) per method, smoothed."""
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+    else:
+        fig = ax.figure
+    for name, h in histories.items():
+        if column in h:
+            ax.plot(h["step"], h[column].rolling(smooth, min_periods=1).mean(), label=name,
+                    color=METHOD_COLORS.get(name))
+    ax.set_xlabel("step"), ax.set_ylabel(ylabel or column), ax.legend(fontsize=7)
+    return fig, ax

@@ -1,0 +1,91 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Query loss vs gradient similarity: what the scheduler sees
+#
+# ATS scores each candidate task by two meta-model factors: the **query loss after inner-loop
+# adaptation** and the **similarity of the support- and query-set gradients** at θ. The paper's
+# analysis: under noise, noisy tasks sit at *high loss and low similarity* (their support set
+# points the model somewhere their query set does not); with a limited budget, the valuable
+# tasks sit at *high loss and high similarity* (hard but consistent). Each point below is one
+# pool task at an early, middle and late step, coloured by the probability the scheduler gave
+# it; crosses are noisy tasks.
+#
+# Reads the committed runs `results/demo/ats` (noise ratio 0.6) and `results/demo/ats-budget16`
+# (16 meta-train classes, clean). `SIM` picks the similarity: `sim_cos` (cosine) or `sim_dot`
+# (the paper's inner product).
+
+# %% tags=["parameters"]
+SMOKE = False
+RUNS_DIR = "../results/demo"
+NOISY_RUN = "ats"
+BUDGET_RUN = "ats-budget16"
+SIM = "sim_cos"
+FIG_DIR = None
+
+# %%
+from pathlib import Path
+
+import numpy as np
+
+from atslib import plots
+from atslib.metrics import auc
+from atslib.runs import load_run
+
+runs_dir = Path(RUNS_DIR)
+pools = {name: load_run(runs_dir / name, with_model=False)["pools"] for name in (NOISY_RUN, BUDGET_RUN)
+         if (runs_dir / name / "pool.csv.gz").is_file()}
+
+
+def three_steps(df):
+    s = np.sort(df["step"].unique())
+    return [s[0], s[len(s) // 2], s[-1]]
+
+
+# %% [markdown]
+# ## Noisy tasks: high loss, low similarity
+
+# %%
+df = pools[NOISY_RUN]
+fig, _ = plots.loss_sim_scatter(df, three_steps(df), sim=SIM, title="noise 0.6,")
+plots.savefig(fig, "04_scatter_noisy", FIG_DIR)
+late = df[df["step"] >= df["step"].max() / 2]
+clean = ~late["noisy"].astype(bool)
+print("second half of training, clean vs noisy pool tasks:")
+print(f"  mean loss {late.loc[clean, 'loss'].mean():.3f} vs {late.loc[~clean, 'loss'].mean():.3f}; "
+      f"mean {SIM} {late.loc[clean, SIM].mean():.3f} vs {late.loc[~clean, SIM].mean():.3f}")
+print(f"  AUC of -loss {auc(-late['loss'], clean):.3f}, of {SIM} {auc(late[SIM], clean):.3f}, "
+      f"of the scheduler's probability {auc(late['prob'], clean):.3f}")
+
+# %% [markdown]
+# ## Limited budget: which tasks does the scheduler favour?
+# All tasks are clean here; the colour shows where the scheduler puts its probability.
+
+# %%
+if BUDGET_RUN in pools:
+    df = pools[BUDGET_RUN]
+    fig, _ = plots.loss_sim_scatter(df, three_steps(df), sim=SIM, title="budget 16,")
+    plots.savefig(fig, "04_scatter_budget", FIG_DIR)
+    late = df[df["step"] >= df["step"].max() / 2]
+    r = late[["prob", "loss", SIM]].corr(method="spearman")["prob"]
+    print(f"Spearman correlation of the scheduler's probability with loss {r['loss']:.3f}, with {SIM} {r[SIM]:.3f}")
+
+# %% [markdown]
+# ## Explore (JupyterLab)
+# A slider over the logged steps and a menu over runs redraw the scatter.
+
+# %%
+from atslib import widgets
+
+widgets.scatter_explorer(pools, sim=SIM)
