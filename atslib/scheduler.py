@@ -25,9 +25,15 @@ import torch.nn.functional as F
 
 
 class SchedulerNet(nn.Module):
-    """g(factors, progress; phi) -> logits (P,). ``n_in`` = factor columns (progress is added)."""
+    """g(factors, progress; phi) -> logits (P,). ``n_in`` = factor columns (progress is added).
 
-    def __init__(self, n_in: int, hidden: int = 32, generator: torch.Generator | None = None):
+    The output layer starts at zero, so a fresh scheduler is exactly uniform: a random initial
+    ranking would otherwise be amplified by the real draw's low temperature before REINFORCE has
+    had time to correct it (``zero_output=False`` keeps a random one, for ``ats-random-phi``).
+    """
+
+    def __init__(self, n_in: int, hidden: int = 32, generator: torch.Generator | None = None,
+                 zero_output: bool = True):
         super().__init__()
         self.encode = nn.Sequential(nn.Linear(n_in + 1, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
         self.score = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
@@ -35,9 +41,10 @@ class SchedulerNet(nn.Module):
             with torch.no_grad():
                 for prm in self.parameters():
                     prm.copy_((torch.rand(prm.shape, generator=generator) * 2 - 1) / max(1, prm.shape[-1]) ** 0.5)
-        with torch.no_grad():  # start close to uniform: small output layer
-            self.score[-1].weight.mul_(0.1)
-            self.score[-1].bias.zero_()
+        if zero_output:  # start exactly uniform: no arbitrary initial preference to unlearn
+            with torch.no_grad():
+                self.score[-1].weight.zero_()
+                self.score[-1].bias.zero_()
 
     def forward(self, x: torch.Tensor, progress: float) -> torch.Tensor:
         """x (P, n_in) -> logits (P,)."""

@@ -16,10 +16,18 @@ def _w():
 
 def _show(out, fig):
     import matplotlib.pyplot as plt
+    from IPython import get_ipython
     from IPython.display import display
-    with out:
-        out.clear_output(wait=True)
-        display(fig)
+    ip = get_ipython()
+    if ip is not None and threading.current_thread() is not threading.main_thread():
+        # A background thread (the dashboard's Start) has no parent message, so ``with out:`` would
+        # not capture its display: set the Output widget's state instead (the browser redraws it).
+        data, metadata = ip.display_formatter.format(fig)
+        out.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
+    else:
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
     plt.close(fig)
 
 
@@ -122,6 +130,7 @@ class TrainingDashboard:
             raise
         finally:
             self.stop_button.disabled = True
+            self.start_button.disabled = False   # a stopped or finished run can be started again
         self.redraw(self.run_obj)
         s = self.run_obj.summary
         how = "stopped" if s["steps_done"] < cfg.steps else "done"

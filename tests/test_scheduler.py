@@ -64,7 +64,7 @@ def test_reinforce_gradient_has_the_right_sign():
 
 def test_set_context_sees_other_tasks():
     """Changing task 2's factors changes task 0's logit (the context pools over tasks)."""
-    net = SchedulerNet(2, 8, generator=stream(0, 0, "n"))
+    net = SchedulerNet(2, 8, generator=stream(0, 0, "n"), zero_output=False)
     x = torch.randn(4, 2)
     y = x.clone()
     y[2] += 3.0
@@ -72,3 +72,9 @@ def test_set_context_sees_other_tasks():
     # and is permutation-equivariant
     perm = torch.tensor([2, 0, 3, 1])
     torch.testing.assert_close(net(x[perm], 0.5), net(x, 0.5)[perm])
+
+
+def test_fresh_scheduler_is_uniform():
+    net = SchedulerNet(2, 8, generator=stream(0, 0, "n"))
+    p = torch.softmax(net(torch.randn(6, 2), 0.3), 0)
+    torch.testing.assert_close(p, torch.full((6,), 1 / 6))

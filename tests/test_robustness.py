@@ -1,0 +1,45 @@
+"""Random argument combinations never produce a traceback; extreme inputs give clear errors."""
+import io
+from contextlib import redirect_stderr
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from atslib import Config, ConfigError
+from atslib.__main__ import build_parser, config_from_args
+
+VALUES = st.one_of(st.integers(-5, 100), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
+                   st.sampled_from(["uniform", "ats", "bogus", "anil", "maml", "cuda", "cpu", "", "-1", "0.5"]))
+OPTIONS = ["--ways", "--shots", "--queries", "--noise-ratio", "--flip-prob", "--steps", "--budget-classes",
+           "--pool-size", "--meta-batch", "--method", "--inner", "--device", "--temperature", "--warmup",
+           "--inner-lr", "--reward", "--reward-paired", "--dataset"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(OPTIONS), VALUES), max_size=6))
+def test_parser_and_config_never_raise_anything_else(pairs):
+    argv = ["train", "--out", "/nonexistent/never-written"]
+    for opt, val in pairs:
+        argv += [opt, str(val)]
+    err = io.StringIO()
+    try:
+        with redirect_stderr(err):
+            args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        assert e.code == 2
+        assert len(err.getvalue().strip().splitlines()) == 1
+        return
+    try:
+        config_from_args(args)
+    except ConfigError as e:
+        assert "\n" not in str(e) and str(e).startswith("--")
+
+
+@pytest.mark.parametrize("kw", [dict(ways=1), dict(noise_ratio=float("nan")), dict(steps=-3), dict(warmup=10, steps=5),
+                                dict(pool_size=1, meta_batch=2), dict(method="gcp", dataset="molecules"),
+                                dict(temperature=0.0), dict(shots=True)])
+def test_config_errors_name_the_option(kw):
+    with pytest.raises(ConfigError) as e:
+        Config(**kw).validate()
+    assert e.value.args[0].startswith("--" + next(iter(kw)).replace("_", "-")) or "method" in e.value.args[0]
