@@ -13,6 +13,7 @@ from dataclasses import fields
 from .config import METHODS, Config, ConfigError
 from .data import DataError
 from .runs import RunError
+from .train import NonFiniteError
 
 USER_ERRORS = (ConfigError, DataError, RunError)
 
@@ -72,7 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1)
     b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    b.add_argument("--json", default=None)
+    b.add_argument("--json", default=None, help="write the results as JSON here")
+    b.add_argument("--pool-size", type=int, default=None, help="candidate tasks per iteration (default 10)")
+    b.add_argument("--meta-batch", type=int, default=None, help="tasks per meta-update (default 2)")
+    b.add_argument("--image-size", type=int, default=None, help="QuickDraw resized to this many px (default 28)")
+    b.add_argument("--ways", type=int, default=None, help="default 5")
+    b.add_argument("--shots", type=int, default=None, help="default 1")
+    b.add_argument("--queries", type=int, default=None, help="query examples per class (default 15)")
+    b.add_argument("--width", type=int, default=None, help="conv channels (default 32)")
+    b.add_argument("--repeats", type=int, default=None, help="timed iterations per method (default 5)")
+    b.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 2)")
+    b.add_argument("--inner", default=None, choices=("anil", "maml"), help="default anil")
+    b.add_argument("--threads", type=int, default=None, help="torch CPU threads per worker (default: torch's)")
+    b.add_argument("--draws-per-step", type=int, default=None, help="ATS scheduler draws per step (default 2)")
     return p
 
 
@@ -116,6 +129,9 @@ def main(argv=None) -> int:
     except USER_ERRORS as e:
         print(f"python -m atslib {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except NonFiniteError as e:
+        print(f"python -m atslib {args.command}: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

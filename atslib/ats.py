@@ -8,7 +8,9 @@ One ATS step (``ATS.select``), with the pool's factors computed once at theta:
    *paired* difference R = L_val(theta) - L_val(theta~) on the same tasks (``reward="loss"``,
    ``reward_paired=True``), whose noise is far lower than that of L_val(theta~) alone (the tasks'
    own difficulty cancels); ``reward="acc"`` uses query accuracy instead;
-4. phi <- Adam step on -(R - b) log P(draw; phi), b a moving average of R (REINFORCE ascent);
+4. phi <- Adam step on -(R - b) log P(draw; phi) (REINFORCE ascent). The baseline b: by default
+   two draws per step scored on the same validation tasks, each the other's baseline
+   (leave-one-out; ``draws_per_step``); with one draw, a moving average of past rewards;
 5. draw B tasks again with the updated phi at temperature max(T_min, decay^t) for the real update.
 
 Ablations: ``ats-random-phi`` never trains phi; ``ats-loss-only`` / ``ats-sim-only`` feed one
@@ -34,7 +36,8 @@ class ATS(Method):
         super().__init__(cfg, setup)
         self.columns = {"ats-loss-only": ("loss",), "ats-sim-only": ("sim",)}.get(cfg.method, ("loss", "sim"))
         self.net = SchedulerNet(len(self.columns), cfg.scheduler_hidden,
-                                generator=stream(cfg.seed, 0, "scheduler-init")).to(setup.device)
+                                generator=stream(cfg.seed, 0, "scheduler-init"),
+                                zero_output=cfg.method != "ats-random-phi").to(setup.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.scheduler_lr)
         self.baseline = Baseline(cfg.baseline_momentum)
         self.train_phi = cfg.method != "ats-random-phi"
@@ -53,16 +56,34 @@ class ATS(Method):
         return ctx.factors()
 
     def train_scheduler(self, ctx, x) -> dict:
-        """Steps 1-4: one REINFORCE update of phi; returns scalars for the record."""
+        """Steps 1-4: one REINFORCE update of phi; returns scalars for the record.
+
+        With ``draws_per_step`` k >= 2 the scheduler draws k times, builds k look-ahead models and
+        scores them on the *same* validation tasks; each draw's advantage is its reward minus the
+        mean reward of the other draws (leave-one-out baseline). Everything the draws share - the
+        validation tasks' difficulty, the size of this step's gradients, the drift of rewards as
+        theta trains - cancels. With k = 1 the baseline is the moving average of past rewards,
+        which lags a reward that shrinks as theta improves: the advantage then keeps one sign for
+        long stretches and REINFORCE locks in an arbitrary direction (measured: noise AUC 0.09).
+        """
+        k = self.cfg.draws_per_step
         logits = self.net(x, ctx.progress)
-        d = draw(logits, self.cfg.meta_batch, ctx.gen, 1.0)
-        reward = ctx.reward(ctx.lookahead(d.indices))
-        adv = self.baseline.update(reward)
+        draws = [draw(logits, self.cfg.meta_batch, ctx.gen, 1.0) for _ in range(k)]
+        rewards = [ctx.reward(ctx.lookahead(d.indices)) for d in draws]
+        from .train import check_finite
+        check_finite(ctx.step, "reward", rewards)       # before phi moves
+        if k == 1:
+            advs = [self.baseline.update(rewards[0])]
+        else:
+            total = sum(rewards)
+            advs = [r - (total - r) / (k - 1) for r in rewards]
+            self.baseline.update(total / k)
         self.opt.zero_grad(set_to_none=True)
-        reinforce_loss(d.log_prob, adv).backward()
+        loss = sum(reinforce_loss(d.log_prob, a) for d, a in zip(draws, advs)) / k
+        loss.backward()
         self.opt.step()
-        return {"reward": reward, "advantage": adv, "baseline": self.baseline.value,
-                "log_prob": float(d.log_prob.detach())}
+        return {"reward": sum(rewards) / k, "advantage": advs[0], "baseline": self.baseline.value,
+                "log_prob": float(draws[0].log_prob.detach())}
 
     def select(self, ctx):
         x = self.inputs(self.factors(ctx))

@@ -28,13 +28,13 @@ def subsample_queries(tasks: TaskBatch, per_class: int, g: torch.Generator) -> T
                      tasks.classes)
 
 
-def _head_grads(model, p, f, y):
+def _head_grads(model, p, f, y, mask=None):
     """Per-task gradient of the mean loss w.r.t. the head, f (T, n, d) -> {name: (T, ...)}."""
     T = f.shape[0]
     W = p["head.weight"].detach().expand(T, *p["head.weight"].shape).clone().requires_grad_(True)
     b = p["head.bias"].detach().expand(T, *p["head.bias"].shape).clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = maml.task_loss(torch.baddbmm(b.unsqueeze(1), f, W.transpose(1, 2)), y).sum()
+        loss = maml.task_loss(torch.baddbmm(b.unsqueeze(1), f, W.transpose(1, 2)), y, mask=mask).sum()
         gW, gb = torch.autograd.grad(loss, (W, b))
     return {"head.weight": gW, "head.bias": gb}
 
@@ -47,9 +47,10 @@ def cheap_factors(model, p: dict, tasks: TaskBatch, steps: int, lr: float, queri
     p = {k: v.detach() for k, v in p.items()}
     with torch.no_grad():
         f_s, f_q = maml.anil_features(model, p, per_class_tasks.x_s, per_class_tasks.x_q)
-    dot, cos, layer_cos, layers = _similarities(_head_grads(model, p, f_s, per_class_tasks.y_s),
-                                                _head_grads(model, p, f_q, per_class_tasks.y_q))
+    t = per_class_tasks
+    dot, cos, layer_cos, layers = _similarities(_head_grads(model, p, f_s, t.y_s, t.m_s),
+                                                _head_grads(model, p, f_q, t.y_q, t.m_q))
     with torch.no_grad():
         out = maml.anil_outputs(model, p, per_class_tasks, steps, lr, first_order=True, features=(f_s, f_q))
-    return Factors(maml.task_loss(out, per_class_tasks.y_q).cpu(), maml.task_score(out, per_class_tasks.y_q).cpu(),
+    return Factors(maml.task_loss(out, t.y_q, mask=t.m_q).cpu(), maml.task_score(out, t.y_q, t.m_q).cpu(),
                    dot, cos, layer_cos, layers)

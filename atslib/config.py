@@ -39,6 +39,8 @@ class Config:
     noise_ratio: float = 0.0         # fraction of meta-training tasks whose support labels are corrupted
     flip_prob: float = 0.8           # in a noisy task, chance that a support label is replaced by another class
     noise_scale: float = 0.0         # molecules: support labels get + noise_scale * N(0, 1)
+    max_support: int = 50            # molecules: support = half of an assay's molecules, at most this many
+    max_query: int = 100             # molecules: query = the rest of the assay, at most this many
     budget_classes: int | None = None  # keep this many meta-train classes (None = all of them)
     budget_seed: int = 0             # which classes a budget keeps (fixed across run seeds)
     # --- meta-learner -----------------------------------------------------------------
@@ -48,7 +50,7 @@ class Config:
     inner_steps: int = 5             # inner steps in meta-training
     test_inner_steps: int = 10       # inner steps at validation / test time
     outer_lr: float = 1e-3           # Adam learning rate of the meta-parameters
-    width: int = 32                  # conv channels (images) / hidden units (molecules: 500)
+    width: int = 32                  # conv channels (images) / MLP hidden units (molecules: this default means 500)
     pools: int = 3                   # max-pools in the conv-4 (3 on 28 px -> 288-d embedding, 4 -> 32-d)
     # --- pool and scheduler -----------------------------------------------------------
     meta_batch: int = 2              # tasks per meta-update (B)
@@ -62,7 +64,8 @@ class Config:
     lookahead_lr: float = 0.1        # SGD step of the temporary meta-model used for the reward
     reward: str = "loss"             # reward metric on validation tasks: "loss" (-loss) or "acc"
     reward_paired: bool = True       # reward R(theta~) - R(theta) on the same validation tasks
-    baseline_momentum: float = 0.9   # moving-average baseline of the reward
+    baseline_momentum: float = 0.9   # moving-average baseline of the reward (used when draws_per_step = 1)
+    draws_per_step: int = 2          # scheduler draws per step scored on the same val tasks (>= 2: leave-one-out baseline)
     zscore_factors: bool = True      # standardise loss and similarity within each pool
     cheap_every: int = 5             # ats-cheap: refresh factors and update the scheduler every k steps
     cheap_queries: int = 5           # ats-cheap: query examples per class used to score the pool
@@ -73,6 +76,7 @@ class Config:
     test_seed: int = 2021            # seed of the meta-val/meta-test task sets (same for every run)
     pool_log_every: int = 10         # write every k-th pool to pool.csv.gz (scheduler diagnostics)
     checkpoint_every: int = 100      # write a resumable checkpoint every k steps
+    on_nonfinite: str = "stop"       # a NaN/inf loss, factor or reward: "stop" (error, last good checkpoint kept) or "skip" the step
     init: str | None = None          # start theta from this run directory's best checkpoint
 
     # ---------------------------------------------------------------------------------
@@ -107,10 +111,11 @@ class Config:
         need(self.device in ("auto", "cpu", "cuda"), "device", "allowed: auto, cpu, cuda")
         need(self.inner in ("anil", "maml"), "inner", "allowed: anil, maml")
         need(self.reward in ("loss", "acc"), "reward", "allowed: loss, acc")
+        need(self.on_nonfinite in ("stop", "skip"), "on_nonfinite", "allowed: stop, skip")
         for name in ("steps", "ways", "shots", "queries", "inner_steps", "test_inner_steps", "width",
                      "meta_batch", "pool_size", "val_tasks", "eval_every", "n_val_tasks", "n_test_tasks",
-                     "pool_log_every", "checkpoint_every", "cheap_every", "cheap_queries",
-                     "scheduler_hidden"):
+                     "pool_log_every", "checkpoint_every", "cheap_every", "cheap_queries", "draws_per_step",
+                     "scheduler_hidden", "max_support", "max_query"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be an integer >= 1")
         need(self.ways >= 2, "ways", "must be >= 2")

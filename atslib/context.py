@@ -37,6 +37,10 @@ class StepContext:
     def has_factors(self) -> bool:
         return "factors" in self._cache or "factors_cheap" in self._cache
 
+    def cached_factors(self) -> Factors | None:
+        """The factors some consumer already computed this step (full ones first), else None."""
+        return self._cache.get("factors", self._cache.get("factors_cheap"))
+
     def factors(self, cheap: bool = False) -> Factors:
         """Both factors at theta for the whole pool (cheap: head-only, query subsample)."""
         cfg = self.cfg
@@ -61,7 +65,11 @@ class StepContext:
             p = {k: v.detach() for k, v in self.params().items()}
             with torch.no_grad():
                 f_s, f_q = maml.anil_features(self.model, p, self.pool.x_s, self.pool.x_q)
-            return torch.cat([f_s, f_q], 1).mean(1).cpu()
+            f = torch.cat([f_s, f_q], 1)                                   # (P, n, d)
+            if self.pool.m_s is None:
+                return f.mean(1).cpu()
+            m = torch.cat([self.pool.m_s, self.pool.m_q], 1).unsqueeze(-1)  # padded tasks: masked mean
+            return ((f * m).sum(1) / m.sum(1)).cpu()
         return self._cached("embeddings", fn)
 
     # -- validation and look-ahead --------------------------------------------------------

@@ -18,11 +18,13 @@ from .data import ROOT
 
 DEMO_DIR = ROOT / "results" / "demo"
 ABLATIONS = ("uniform", "ats", "ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight")
-STEPS = 1000
+ORDER = ("uniform", "ats", "rank-sim-loss", "ats-budget16", "uniform-budget16", "ats-loss-only", "ats-sim-only",
+         "ats-random-phi", "ats-reweight")
+STEPS = 400
 
 
 def demo_configs(steps: int = STEPS, seed: int = 0) -> dict[str, Config]:
-    common = dict(steps=steps, seed=seed, shots=1, eval_every=max(1, steps // 10), pool_log_every=10)
+    common = dict(steps=steps, seed=seed, shots=1, eval_every=max(1, steps // 8), pool_log_every=5)
     out = {m: Config(method=m, noise_ratio=0.6, **common) for m in ABLATIONS}
     out["ats-budget16"] = Config(method="ats", budget_classes=16, **common)
     out["uniform-budget16"] = Config(method="uniform", budget_classes=16, **common)
@@ -32,7 +34,9 @@ def demo_configs(steps: int = STEPS, seed: int = 0) -> dict[str, Config]:
 def train_demo(names=None, steps: int = STEPS, root: Path = DEMO_DIR, keep_checkpoints: bool = False) -> None:
     from .loop import Run
     from .progress import progress_callback
-    for name, cfg in demo_configs(steps).items():
+    configs = demo_configs(steps)
+    for name in ORDER:
+        cfg = configs[name]
         if names and name not in names:
             continue
         out = Path(root) / name

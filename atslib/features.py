@@ -36,18 +36,19 @@ class Factors:
                        self.layers)
 
 
-def _one_task_loss(model, p, x, y):
+def _one_task_loss(model, p, x, y, m=None):
     f = model.features(p, x)
-    return maml.task_loss(model.head(p, f).unsqueeze(0), y.unsqueeze(0)).sum(), f
+    mask = None if m is None else m.unsqueeze(0)
+    return maml.task_loss(model.head(p, f).unsqueeze(0), y.unsqueeze(0), mask=mask).sum(), f
 
 
-def _grads_loop(model, p, x, y):
-    """Per-task gradients {name: (P, ...)} and features (P, n, d), one task at a time."""
+def _grads_loop(model, p, x, y, m=None):
+    """Per-task gradients {name: (P, ...)} and features (P, n, d), one task at a time (m: (P, n) mask)."""
     keys = list(p)
     grads, feats = {k: [] for k in keys}, []
     for t in range(x.shape[0]):
         with torch.enable_grad():
-            loss, f = _one_task_loss(model, p, x[t], y[t])
+            loss, f = _one_task_loss(model, p, x[t], y[t], None if m is None else m[t])
             g = torch.autograd.grad(loss, [p[k] for k in keys])
         for k, gk in zip(keys, g):
             grads[k].append(gk)
@@ -55,11 +56,11 @@ def _grads_loop(model, p, x, y):
     return {k: torch.stack(v) for k, v in grads.items()}, torch.stack(feats)
 
 
-def _grads_batched(model, p, x, y):
+def _grads_batched(model, p, x, y, m=None):
     from torch.func import grad, vmap
 
-    fn = grad(lambda p_, x_, y_: _one_task_loss(model, p_, x_, y_), has_aux=True)
-    g, f = vmap(fn, in_dims=(None, 0, 0))(p, x, y)
+    fn = grad(lambda p_, x_, y_, m_: _one_task_loss(model, p_, x_, y_, m_), has_aux=True)
+    g, f = vmap(fn, in_dims=(None, 0, 0, None if m is None else 0))(p, x, y, m)
     return g, f.detach()
 
 
@@ -89,14 +90,14 @@ def pool_factors(model, p: dict, tasks, steps: int, lr: float, inner: str = "ani
         raise ValueError(f"path {path!r}: allowed: loop, batched")
     p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
     grads = _grads_batched if path == "batched" else _grads_loop
-    g_s, f_s = grads(model, p, tasks.x_s, tasks.y_s)
-    g_q, f_q = grads(model, p, tasks.x_q, tasks.y_q)
+    g_s, f_s = grads(model, p, tasks.x_s, tasks.y_s, tasks.m_s)
+    g_q, f_q = grads(model, p, tasks.x_q, tasks.y_q, tasks.m_q)
     dot, cos, layer_cos, layers = _similarities(g_s, g_q)
     pd = {k: v.detach() for k, v in p.items()}
     with torch.no_grad():
         if inner == "anil":
             out = maml.anil_outputs(model, pd, tasks, steps, lr, first_order=True, features=(f_s, f_q))
-            loss, score = maml.task_loss(out, tasks.y_q), maml.task_score(out, tasks.y_q)
+            loss, score = maml.task_loss(out, tasks.y_q, mask=tasks.m_q), maml.task_score(out, tasks.y_q, tasks.m_q)
         else:
             loss, score = maml.evaluate(model, pd, tasks, steps, lr, inner="maml")
     return Factors(loss.detach().cpu(), score.detach().cpu(), dot, cos, layer_cos, layers)

@@ -56,8 +56,9 @@ class Run:
         if meta["data_sha256"] != self.setup.data.sha256:
             raise RunError(f"--data {self.setup.data.path}: sha256 {self.setup.data.sha256[:12]}... differs from "
                            f"{meta['data_sha256'][:12]}... recorded in {self.out}/config.json; allowed: the same file")
-        if meta["config"] != self.cfg.to_dict():
-            diff = sorted(k for k in meta["config"] if meta["config"][k] != self.cfg.to_dict().get(k))
+        saved = Config.from_dict(meta["config"]).to_dict()   # fields added since take their defaults
+        if saved != self.cfg.to_dict():
+            diff = sorted(k for k in saved if saved[k] != self.cfg.to_dict().get(k))
             raise RunError(f"--resume {self.out}: options {diff} differ from the saved config; allowed: the same options")
         ck = load_torch(self.out / "checkpoint.pt")
         self.model.load_state_dict(ck["model"])
@@ -131,23 +132,28 @@ class Run:
         self.checkpoint()
         self.model.load_state_dict(self.best_state)
         t0 = time.perf_counter()
-        loss, acc = evaluate_params(self.setup, test_tasks(self.setup))
-        acc = acc.cpu().numpy()
-        mean, ci = mean_ci95(acc)
+        if cfg.dataset == "molecules":   # R^2 on meta-test assays and real-assay episodes
+            from .molecules import molecule_results
+            extra, scores = molecule_results(self.setup)
+        else:
+            loss, acc = evaluate_params(self.setup, test_tasks(self.setup))
+            acc = acc.cpu().numpy()
+            mean, ci = mean_ci95(acc)
+            extra = {"ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,
+                     "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(self.setup.train_classes),
+                     "test_mean": mean, "test_ci95": ci, "n_test_tasks": int(len(acc))}
+            scores = pd.DataFrame({"task": np.arange(len(acc)), "acc": acc, "loss": loss.cpu().numpy()})
         self.summary = {
             "format_version": FORMAT_VERSION, "atslib_version": __version__, "torch_version": torch.__version__,
             "method": cfg.method, "dataset": cfg.dataset, "steps": cfg.steps, "steps_done": self.step,
             "seed": cfg.seed, "device": str(self.setup.device), "wall_seconds": round(self.wall, 2),
             "test_seconds": round(time.perf_counter() - t0, 2), "best_val": self.best_val, "best_step": self.best_step,
-            "ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,
-            "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(self.setup.train_classes),
-            "inner": cfg.inner, "test_mean": mean, "test_ci95": ci, "n_test_tasks": int(len(acc)),
+            "inner": cfg.inner, **extra,
         }
         self.summary.update(self.diagnostics())
         if self.out is not None:
             save_torch(self.out / "best.pt", {"model": self.best_state, "step": self.best_step})
-            write_csv(self.out / "test_scores.csv", pd.DataFrame({"task": np.arange(len(acc)), "acc": acc,
-                                                                  "loss": loss.cpu().numpy()}))
+            write_csv(self.out / "test_scores.csv", scores)
             write_json(self.out / "summary.json", self.summary)
         return self.summary
 

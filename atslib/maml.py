@@ -13,6 +13,8 @@ Two inner loops (Finn et al. 2017; Raghu et al. 2020):
 Second order by default; ``first_order`` treats inner gradients as constants. Classification
 tasks have integer labels (cross-entropy, accuracy); regression tasks float labels (MSE, score
 = -MSE). ``focal_gamma > 0`` swaps the query cross-entropy for the focal loss (Lin et al. 2017).
+Padded tasks (``TaskBatch.m_s``/``m_q``, molecules) use masked means: padded rows add nothing to
+any loss, gradient or score, so a padded task gives the numbers of the same task unpadded.
 """
 from __future__ import annotations
 
@@ -24,21 +26,28 @@ def is_regression(y: torch.Tensor) -> bool:
     return y.is_floating_point()
 
 
-def task_loss(out: torch.Tensor, y: torch.Tensor, focal_gamma: float = 0.0) -> torch.Tensor:
-    """Mean loss of each task. out (T, n, o), y (T, n) -> (T,)."""
+def masked_mean(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the last axis, counting only rows where ``mask`` is 1 (all rows when None)."""
+    if mask is None:
+        return v.mean(-1)
+    return (v * mask).sum(-1) / mask.sum(-1)
+
+
+def task_loss(out: torch.Tensor, y: torch.Tensor, focal_gamma: float = 0.0, mask=None) -> torch.Tensor:
+    """Mean loss of each task. out (T, n, o), y (T, n), mask (T, n) or None -> (T,)."""
     if is_regression(y):
-        return (out.squeeze(-1) - y).pow(2).mean(-1)
+        return masked_mean((out.squeeze(-1) - y).pow(2), mask)
     logp = F.log_softmax(out, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1)      # (T, n)
     if focal_gamma > 0:
-        return (-(1 - logp.exp()).pow(focal_gamma) * logp).mean(-1)
-    return -logp.mean(-1)
+        return masked_mean(-(1 - logp.exp()).pow(focal_gamma) * logp, mask)
+    return -masked_mean(logp, mask)
 
 
-def task_score(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def task_score(out: torch.Tensor, y: torch.Tensor, mask=None) -> torch.Tensor:
     """Accuracy (classification) or -MSE (regression) of each task, (T,)."""
     if is_regression(y):
-        return -(out.squeeze(-1) - y).pow(2).mean(-1)
-    return (out.argmax(-1) == y).float().mean(-1)
+        return -masked_mean((out.squeeze(-1) - y).pow(2), mask)
+    return masked_mean((out.argmax(-1) == y).float(), mask)
 
 
 def _linear(W, b, f):
@@ -46,13 +55,13 @@ def _linear(W, b, f):
     return torch.baddbmm(b.unsqueeze(1), f, W.transpose(1, 2))
 
 
-def adapt_head(W, b, f_s, y_s, steps: int, lr: float, create_graph: bool):
+def adapt_head(W, b, f_s, y_s, steps: int, lr: float, create_graph: bool, mask=None):
     """SGD on the per-task head copies. W (T, o, d), b (T, o); returns adapted (W, b)."""
     if not (W.requires_grad or b.requires_grad):
         W, b = W.clone().requires_grad_(True), b.clone().requires_grad_(True)
     with torch.enable_grad():
         for _ in range(steps):
-            loss = task_loss(_linear(W, b, f_s), y_s).sum()
+            loss = task_loss(_linear(W, b, f_s), y_s, mask=mask).sum()
             gW, gb = torch.autograd.grad(loss, (W, b), create_graph=create_graph)
             W, b = W - lr * gW, b - lr * gb
     return W, b
@@ -72,14 +81,14 @@ def anil_outputs(model, p, tasks, steps, lr, first_order=False, features=None):
     W = p["head.weight"].expand(T, *p["head.weight"].shape)
     b = p["head.bias"].expand(T, *p["head.bias"].shape)
     create_graph = not first_order and torch.is_grad_enabled() and (W.requires_grad or f_s.requires_grad)
-    W, b = adapt_head(W, b, f_s, tasks.y_s, steps, lr, create_graph)
+    W, b = adapt_head(W, b, f_s, tasks.y_s, steps, lr, create_graph, tasks.m_s)
     if not torch.is_grad_enabled():
         W, b = W.detach(), b.detach()
     return _linear(W, b, f_q)
 
 
-def _maml_inner(model, p, x_s, y_s, steps, lr, first_order):
-    """One task, plain autograd: adapted parameter dict."""
+def _maml_inner(model, p, x_s, y_s, steps, lr, first_order, m_s=None):
+    """One task, plain autograd: adapted parameter dict (``m_s`` (n,) support mask or None)."""
     fast = dict(p)
     create_graph = not first_order and torch.is_grad_enabled()
     with torch.enable_grad():
@@ -87,7 +96,7 @@ def _maml_inner(model, p, x_s, y_s, steps, lr, first_order):
             fast = {k: v.detach().requires_grad_(True) for k, v in fast.items()}
         for _ in range(steps):
             out = model.head(fast, model.features(fast, x_s)).unsqueeze(0)
-            loss = task_loss(out, y_s.unsqueeze(0)).sum()
+            loss = task_loss(out, y_s.unsqueeze(0), mask=None if m_s is None else m_s.unsqueeze(0)).sum()
             grads = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph)
             fast = {k: v - lr * g for (k, v), g in zip(fast.items(), grads)}
     return fast
@@ -96,7 +105,8 @@ def _maml_inner(model, p, x_s, y_s, steps, lr, first_order):
 def maml_outputs_loop(model, p, tasks, steps, lr, first_order=False):
     outs = []
     for t in range(len(tasks)):
-        fast = _maml_inner(model, p, tasks.x_s[t], tasks.y_s[t], steps, lr, first_order)
+        fast = _maml_inner(model, p, tasks.x_s[t], tasks.y_s[t], steps, lr, first_order,
+                           None if tasks.m_s is None else tasks.m_s[t])
         outs.append(model.head(fast, model.features(fast, tasks.x_q[t])))
     return torch.stack(outs)
 
@@ -104,9 +114,10 @@ def maml_outputs_loop(model, p, tasks, steps, lr, first_order=False):
 def maml_outputs_vmap(model, p, tasks, steps, lr, first_order=False):
     from torch.func import grad, vmap
 
-    def one(p, x_s, y_s, x_q):
+    def one(p, x_s, y_s, x_q, m_s):
         def inner_loss(fp):
-            return task_loss(model.head(fp, model.features(fp, x_s)).unsqueeze(0), y_s.unsqueeze(0)).sum()
+            return task_loss(model.head(fp, model.features(fp, x_s)).unsqueeze(0), y_s.unsqueeze(0),
+                             mask=None if m_s is None else m_s.unsqueeze(0)).sum()
 
         fast = p
         for _ in range(steps):
@@ -116,7 +127,8 @@ def maml_outputs_vmap(model, p, tasks, steps, lr, first_order=False):
             fast = {k: fast[k] - lr * g[k] for k in fast}
         return model.head(fast, model.features(fast, x_q))
 
-    return vmap(one, in_dims=(None, 0, 0, 0))(p, tasks.x_s, tasks.y_s, tasks.x_q)
+    m_dim = None if tasks.m_s is None else 0
+    return vmap(one, in_dims=(None, 0, 0, 0, m_dim))(p, tasks.x_s, tasks.y_s, tasks.x_q, tasks.m_s)
 
 
 def query_outputs(model, p, tasks, steps, lr, inner="anil", first_order=False, batched=None):
@@ -135,7 +147,7 @@ def query_outputs(model, p, tasks, steps, lr, inner="anil", first_order=False, b
 def task_losses(model, p, tasks, steps, lr, inner="anil", first_order=False, batched=None, focal_gamma=0.0):
     """(losses (T,), scores (T,)) on the query sets after adaptation; differentiable w.r.t. ``p``."""
     out = query_outputs(model, p, tasks, steps, lr, inner, first_order, batched)
-    return task_loss(out, tasks.y_q, focal_gamma), task_score(out.detach(), tasks.y_q)
+    return task_loss(out, tasks.y_q, focal_gamma, tasks.m_q), task_score(out.detach(), tasks.y_q, tasks.m_q)
 
 
 def evaluate(model, p, task_chunks, steps, lr, inner="anil", chunk: int = 50):
@@ -152,8 +164,8 @@ def evaluate(model, p, task_chunks, steps, lr, inner="anil", chunk: int = 50):
                     out = anil_outputs(model, p, part, steps, lr, first_order=True)
             else:
                 out = maml_outputs_loop(model, p, part, steps, lr, first_order=True).detach()
-            losses.append(task_loss(out, part.y_q))
-            scores.append(task_score(out, part.y_q))
+            losses.append(task_loss(out, part.y_q, mask=part.m_q))
+            scores.append(task_score(out, part.y_q, part.m_q))
     return torch.cat(losses), torch.cat(scores)
 
 

@@ -3,6 +3,9 @@
 A ``TaskBatch`` holds T tasks: support ``x_s`` (T, N*K, C, H, W) / ``y_s`` (T, N*K), query ``x_q``
 (T, N*Q, ...) / ``y_q`` (T, N*Q) and a boolean ``noisy`` (T,) mask. The mask is for diagnostics
 only: no method may read it. ``y_s_clean`` keeps the uncorrupted support labels for display.
+Tasks of unequal sizes (molecular assays, ``atslib.molecules``) are zero-padded to the largest
+task of the batch, with float masks ``m_s``/``m_q`` (1 = real row); every per-task loss is then a
+masked mean. Image tasks have no masks (None).
 
 Noise follows the paper: a fraction ``noise_ratio`` of meta-training tasks is noisy (each task
 independently); in a noisy task every *support* label is replaced, with probability
@@ -39,22 +42,31 @@ class TaskBatch:
     y_q: torch.Tensor          # (T, N*Q) int64 (always clean)
     noisy: torch.Tensor        # (T,) bool, diagnostics only
     y_s_clean: torch.Tensor    # (T, N*K) int64, the labels before corruption
-    classes: torch.Tensor      # (T, N) int64, dataset class of each task label
+    classes: torch.Tensor      # (T, N) int64, dataset class of each task label (molecules: (T, 1) assay id)
+    m_s: torch.Tensor | None = None  # (T, n_s) float 1/0 mask of real (unpadded) support rows; None = all real
+    m_q: torch.Tensor | None = None  # (T, n_q) float mask of the query rows (variable-size tasks, molecules)
 
     def __len__(self) -> int:
         return self.x_s.shape[0]
 
+    def _map(self, fn) -> "TaskBatch":
+        return TaskBatch(**{f.name: (None if getattr(self, f.name) is None else fn(getattr(self, f.name)))
+                            for f in fields(self)})
+
     def __getitem__(self, idx) -> "TaskBatch":
         if isinstance(idx, int):
             idx = [idx]
-        return TaskBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return self._map(lambda v: v[idx])
 
     def to(self, device) -> "TaskBatch":
-        return TaskBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return self._map(lambda v: v.to(device))
 
     @staticmethod
     def cat(batches: list["TaskBatch"]) -> "TaskBatch":
-        return TaskBatch(**{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(TaskBatch)})
+        """Concatenate along the task axis (masked batches must share their padded sizes)."""
+        return TaskBatch(**{f.name: (None if getattr(batches[0], f.name) is None
+                                     else torch.cat([getattr(b, f.name) for b in batches]))
+                            for f in fields(TaskBatch)})
 
     @property
     def ways(self) -> int:

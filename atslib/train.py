@@ -81,12 +81,38 @@ def evaluate_params(setup: Setup, tasks, steps: int | None = None):
     return maml.evaluate(setup.model, p, chunks, steps or cfg.test_inner_steps, cfg.inner_lr, cfg.inner)
 
 
+class NonFiniteError(RuntimeError):
+    """A NaN or inf appeared in a loss, a factor or a reward."""
+
+
+def check_finite(step: int, name: str, value) -> None:
+    t = torch.as_tensor(value, dtype=torch.float64)
+    if not torch.isfinite(t).all():
+        raise NonFiniteError(f"step {step}: {name} is not finite ({t.flatten()[:4].tolist()}); the last good "
+                             f"checkpoint is kept (--on-nonfinite skip skips such steps instead)")
+
+
 def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
-    """One meta-iteration; returns (history record, pool record or None)."""
+    """One meta-iteration; returns (history record, pool record or None).
+
+    A NaN/inf in a factor, a reward or the meta-loss raises ``NonFiniteError`` before theta moves
+    (``cfg.on_nonfinite == "skip"``: the step is skipped and recorded with ``skipped = 1``).
+    """
     cfg, model = setup.cfg, setup.model
     t0 = time.perf_counter()
     ctx = StepContext(setup, step)
-    sel = method.select(ctx)
+    try:
+        sel = method.select(ctx)
+        f = ctx.cached_factors()
+        if f is not None:
+            for name in ("loss", "sim_dot", "sim_cos"):
+                check_finite(step, f"factor {name}", getattr(f, name))
+        if "reward" in sel.info:
+            check_finite(step, "reward", sel.info["reward"])
+    except NonFiniteError:
+        if cfg.on_nonfinite == "stop":
+            raise
+        return {"step": step, "skipped": 1, "seconds": time.perf_counter() - t0}, None
     t_select = time.perf_counter() - t0
     tasks = sel.tasks if sel.tasks is not None else ctx.pool[sel.indices]
     rec = {"step": step}
@@ -95,6 +121,10 @@ def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
         opt.zero_grad(set_to_none=True)
         losses, scores = maml.task_losses(model, p, tasks, cfg.inner_steps, cfg.inner_lr, cfg.inner,
                                           cfg.first_order, focal_gamma=sel.focal_gamma)
+        if not torch.isfinite(losses).all():
+            if cfg.on_nonfinite == "stop":
+                check_finite(step, "meta-training query loss", losses.detach())
+            return {"step": step, "skipped": 1, "seconds": time.perf_counter() - t0}, None
         w = sel.weights if sel.weights is not None else (
             sel.weight_fn(losses) if sel.weight_fn is not None else torch.full_like(losses, 1.0 / len(losses)))
         (w.detach() * losses).sum().backward()
@@ -118,7 +148,7 @@ def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
     rec.update({k: v for k, v in sel.info.items() if not k.startswith("_") and isinstance(v, (int, float))})
     pool_rec = None
     if step % cfg.pool_log_every == 0 and ctx.has_factors():
-        f = ctx.factors()
+        f = ctx.cached_factors()
         drawn = torch.zeros(len(probs), dtype=torch.bool)
         drawn[sel.indices.cpu()] = True
         pool_rec = {"step": [step] * len(probs), "task": list(range(len(probs))), "prob": probs.tolist(),

@@ -35,7 +35,7 @@
 # %% tags=["parameters"]
 SMOKE = False
 TRAIN = False
-STEPS = 1000
+STEPS = 400
 RUNS_DIR = "../results/demo"
 FIG_DIR = None
 

@@ -43,3 +43,31 @@ def test_config_errors_name_the_option(kw):
     with pytest.raises(ConfigError) as e:
         Config(**kw).validate()
     assert e.value.args[0].startswith("--" + next(iter(kw)).replace("_", "-")) or "method" in e.value.args[0]
+
+
+def test_nan_loss_stops_with_a_clear_error_or_is_skipped(monkeypatch, tmp_path):
+    import torch
+
+    from atslib import maml, meta_train
+    from atslib.train import NonFiniteError
+    from helpers import tiny_config
+
+    real = maml.task_losses
+
+    def poisoned(model, p, tasks, *a, **k):
+        losses, scores = real(model, p, tasks, *a, **k)
+        if torch.is_grad_enabled() and losses.requires_grad and poisoned.calls == 2:
+            losses = losses * float("nan")
+        poisoned.calls += 1
+        return losses, scores
+
+    poisoned.calls = 0
+    monkeypatch.setattr("atslib.train.maml.task_losses", poisoned)
+    with pytest.raises(NonFiniteError, match=r"step 2: meta-training query loss is not finite"):
+        meta_train(tiny_config(method="uniform", checkpoint_every=1), out=tmp_path / "a")
+    assert (tmp_path / "a" / "checkpoint.pt").is_file()      # the last good checkpoint (step 2) is kept
+    poisoned.calls = 0
+    run = meta_train(tiny_config(method="uniform", on_nonfinite="skip"), out=tmp_path / "b")
+    h = run.history_frame()
+    assert h["skipped"].fillna(0).sum() == 1 and run.summary["steps_done"] == 4
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
