@@ -11,6 +11,7 @@ limited-budget run (16 meta-train classes, clean tasks) feeds the second scatter
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .config import Config
@@ -43,8 +44,18 @@ def train_demo(names=None, steps: int = STEPS, root: Path = DEMO_DIR, keep_check
         if (out / "summary.json").is_file():
             print(f"{name}: done, skipped")
             continue
-        run = Run(cfg, out, resume=True)
-        run.train([progress_callback(cfg.steps, run.step)])
+        out.mkdir(parents=True, exist_ok=True)
+        try:   # two demo processes may share the list: each run is trained by one of them
+            lock = os.open(out / ".running", os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            print(f"{name}: being trained by another process (remove {out}/.running if it died), skipped")
+            continue
+        os.close(lock)
+        try:
+            run = Run(cfg, out, resume=True)
+            run.train([progress_callback(cfg.steps, run.step)])
+        finally:
+            (out / ".running").unlink(missing_ok=True)
         if not keep_checkpoints:
             for f in ("checkpoint.pt", "best.pt"):
                 (out / f).unlink(missing_ok=True)
