@@ -41,6 +41,8 @@ def test_runs_headless_with_smoke_parameters(nb, tmp_path):
     params = {"SMOKE": True, "FIG_DIR": str(tmp_path / "figures")}
     if nb.stem == "02_training":
         params["RUN_DIR"] = str(tmp_path / "run")
+    if nb.stem == "06_molecules":
+        params["RUN_ROOT"] = str(tmp_path / "runs")
     papermill.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=params, kernel_name="python3",
                                cwd=str(ROOT / "notebooks"), progress_bar=False)
     figs = list((tmp_path / "figures").glob("*.png"))
