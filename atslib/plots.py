@@ -159,7 +159,8 @@ def loss_sim_scatter(pools: pd.DataFrame, steps, sim="sim_cos", axes=None, title
             sc = ax.scatter(e["loss"], e[sim], c=e["prob"], cmap="viridis", vmin=0, vmax=vmax, marker=marker,
                             s=28, label="noisy" if noisy else "clean")
         ax.set_title(f"{title} step {s}", fontsize=9)
-        ax.set_xlabel("query loss after adaptation"), ax.set_ylabel(f"gradient similarity ({sim})")
+        ax.set_xlabel("query loss after adaptation")
+    axes[0].set_ylabel(f"gradient similarity ({sim})")
     axes[0].legend(fontsize=8, loc="best")
     if sc is not None:
         fig.colorbar(sc, ax=list(axes), fraction=0.03, label="sampling probability")
