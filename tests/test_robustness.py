@@ -71,3 +71,30 @@ def test_nan_loss_stops_with_a_clear_error_or_is_skipped(monkeypatch, tmp_path):
     h = run.history_frame()
     assert h["skipped"].fillna(0).sum() == 1 and run.summary["steps_done"] == 4
     assert all(torch.isfinite(p).all() for p in run.model.parameters())
+
+
+def test_resume_or_eval_refuses_a_changed_data_file(tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from atslib import meta_train
+    from atslib.evaluate import evaluate_run
+    from atslib.loop import Run
+    from atslib.data import DataError
+    from atslib.runs import RunError
+    from helpers import ROOT, tiny_config
+
+    data = tmp_path / "qd.npz"
+    shutil.copy(ROOT / "data" / "quickdraw100.npz", data)
+    cfg = tiny_config(data=str(data), steps=2, eval_every=1, checkpoint_every=1)
+    meta_train(cfg, out=tmp_path / "run")
+    with np.load(data) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["x"] = arrays["x"].copy()
+    arrays["x"][0, 0, 0] ^= 1
+    np.savez(data, **arrays)
+    with pytest.raises(RunError, match="sha256"):
+        Run(cfg, tmp_path / "run", resume=True)
+    with pytest.raises(DataError, match="sha256"):
+        evaluate_run(tmp_path / "run")
