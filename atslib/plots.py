@@ -35,6 +35,23 @@ def savefig(fig, name: str, fig_dir: str | Path | None = None, formats=("png", "
     return paths
 
 
+def save_table(df: pd.DataFrame, name: str, fig_dir: str | Path | None = None) -> list[Path]:
+    """Write a table next to the figures as ``<name>.csv`` and ``<name>.md``."""
+    d = Path(fig_dir) if fig_dir is not None else FIG_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    df.to_csv(d / f"{name}.csv", index=False)
+    (d / f"{name}.md").write_text(df.to_markdown(index=False) if _has_tabulate() else df.to_string(index=False))
+    return [d / f"{name}.csv", d / f"{name}.md"]
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def episode_grid(tasks, task: int = 0, class_names=None, max_query: int = 2):
     """Support images (top) and a few queries per class (below) of one task, labels in titles.
 

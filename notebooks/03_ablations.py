@@ -63,7 +63,7 @@ print(f"{len(names)} runs from {runs_dir.resolve()}; steps: {sorted(set(summ['st
 
 # %%
 table = reports.method_table(summ, order=demo.ABLATIONS)
-table.to_csv(Path(FIG_DIR or plots.FIG_DIR) / "03_ablations.csv", index=False)
+plots.save_table(reports.formatted(table), "03_ablations", FIG_DIR)
 reports.formatted(table)
 
 # %%

@@ -106,7 +106,7 @@ for m, r in runs.items():
                  "noise_auc": s.get("noise_auc"), **{f"{k} r2_mean": v["r2_mean"] for k, v in s["real_r2"].items()},
                  "wall s": s["wall_seconds"]})
 table = pd.DataFrame(rows)
-table.to_csv(Path(FIG_DIR or plots.FIG_DIR) / "06_molecules.csv", index=False)
+plots.save_table(table, "06_molecules", FIG_DIR)
 table
 
 # %% [markdown]
