@@ -121,7 +121,12 @@ def main(argv=None) -> int:
         if args.command == "eval":
             return cmd_eval(args)
         if args.command == "sweep":
-            from .sweep import run_sweep
+            try:
+                from .sweep import run_sweep
+            except ModuleNotFoundError:
+                print("python -m atslib sweep: error: sweeps are not implemented in this version; "
+                      "run `python -m atslib train` per grid cell", file=sys.stderr)
+                return 2
             return run_sweep(args.grid, args.out, args.executor, args.address, args.workers)
         if args.command == "bench":
             from .bench import main as bench_main
