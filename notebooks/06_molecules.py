@@ -31,7 +31,7 @@
 SMOKE = False
 NOISE_SCALE = 4.0
 NOISE_RATIO = 0.6
-STEPS = 300
+STEPS = 200
 SEED = 0
 LOOKAHEAD_LR = 0.01  # the authors alpha (0.1 overshoots on noisy regression tasks)
 RUN_ROOT = "../build/runs/06_molecules"
