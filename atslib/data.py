@@ -75,16 +75,21 @@ class ImageData:
         return min(len(rows[c]) for c in self.classes(split))
 
 
-def load_images(path: str | Path | None = None) -> ImageData:
-    """Load and validate an image npz; raise ``DataError`` with a one-line reason."""
-    p = resolve(path)
+def read_npz(path: str | Path | None, default: Path = DEFAULT_IMAGES) -> tuple[Path, dict]:
+    """(resolved path, {key: array}) of an npz; ``DataError`` if missing or unreadable."""
+    p = resolve(path, default)
     if not p.is_file():
         raise DataError(f"--data {p}: no such file")
     try:
         with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            return p, {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise DataError(f"--data {p}: not a readable npz ({type(e).__name__}: {e}); is it truncated?") from None
+
+
+def load_images(path: str | Path | None = None) -> ImageData:
+    """Load and validate an image npz; raise ``DataError`` with a one-line reason."""
+    p, arrays = read_npz(path)
     expected = {"x", "y", "names", "split"}
     if set(arrays) != expected:
         raise DataError(f"--data {p}: keys {sorted(arrays)}; an image npz has exactly {sorted(expected)}")

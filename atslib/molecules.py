@@ -36,7 +36,6 @@ Every test split and real episode comes from ``cfg.test_seed`` (the same for eve
 """
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +44,7 @@ import pandas as pd
 import torch
 
 from . import maml
-from .data import DATA_DIR, DataError, resolve, sha256
+from .data import DATA_DIR, DataError, read_npz, sha256
 from .metrics import mean_ci95, r2_pearson
 from .tasks import TaskBatch, stream
 
@@ -87,14 +86,7 @@ class MoleculeData:
 
 def load_molecules(path=None) -> MoleculeData:
     """Load and check a molecules npz; ``DataError`` with a one-line reason otherwise."""
-    p = resolve(path, DEFAULT_MOLECULES)
-    if not p.is_file():
-        raise DataError(f"--data {p}: no such file")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arr = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise DataError(f"--data {p}: not a readable npz ({type(e).__name__}: {e}); is it truncated?") from None
+    p, arr = read_npz(path, DEFAULT_MOLECULES)
     missing = sorted(set(KEYS) - set(arr))
     if missing:
         raise DataError(f"--data {p}: lacks keys {missing}; a molecules npz has {sorted(KEYS)} "

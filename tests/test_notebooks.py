@@ -1,6 +1,5 @@
 """Every notebook runs headless under papermill with SMOKE parameters; hygiene of the stored files."""
 import json
-from pathlib import Path
 
 import pytest
 
