@@ -133,7 +133,7 @@ class ATSReweight(ATS):
         for prm, g in zip(self.net.parameters(), grads):
             prm.grad = g
         self.opt.step()
-        info["val_loss"] = float(val_loss)
+        info["val_loss"] = float(val_loss.detach())
         with torch.no_grad():
             logits = self.net(x, ctx.progress)
             w = torch.softmax(logits, 0)
