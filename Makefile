@@ -26,7 +26,7 @@ figures: venv
 	mkdir -p build figures
 	@set -e; for nb in $(NOTEBOOKS); do \
 	  echo "papermill $$nb"; \
-	  TQDM_DISABLE=1 $(VENV)/bin/papermill --no-progress-bar --cwd notebooks -k python3 \
+	  TQDM_DISABLE=1 $(VENV)/bin/papermill --no-progress-bar --execution-timeout 1500 --cwd notebooks -k python3 \
 	    "$$nb" "build/$$(basename $$nb)"; \
 	done
 
