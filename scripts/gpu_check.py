@@ -62,19 +62,19 @@ def own_checks(dev) -> dict:
         losses, _ = maml.task_losses(mdl, prm, tk, 2, 0.3, inner, first_order, batched=batched)
         return losses, torch.autograd.grad(losses.mean(), list(prm.values()))
 
+    def same_meta(x, y):
+        (la, ga), (lb, gb) = x, y
+        close(la, lb, rtol=1e-7, atol=1e-9)
+        for a, b in zip(ga, gb):
+            close(a, b, rtol=1e-6, atol=1e-8)
+
     def maml_vmap_vs_loop():
         for fo in (False, True):
-            (la, ga), (lb, gb) = meta(model, t, "maml", fo, True), meta(model, t, "maml", fo, False)
-            close(la, lb, rtol=1e-7, atol=1e-9)
-            for a, b in zip(ga, gb):
-                close(a, b, rtol=1e-6, atol=1e-8)
+            same_meta(meta(model, t, "maml", fo, True), meta(model, t, "maml", fo, False))
 
     def anil_device_vs_cpu():
         for fo in (False, True):
-            (la, ga), (lb, gb) = meta(model, t, "anil", fo, None), meta(model_cpu, tasks, "anil", fo, None)
-            close(la, lb, rtol=1e-7, atol=1e-9)
-            for a, b in zip(ga, gb):
-                close(a, b, rtol=1e-6, atol=1e-8)
+            same_meta(meta(model, t, "anil", fo, None), meta(model_cpu, tasks, "anil", fo, None))
 
     def factors_loop_vs_batched():
         for inner in ("anil", "maml"):
