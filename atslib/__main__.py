@@ -70,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--executor", default="local", choices=("local", "process", "ray"))
     s.add_argument("--address", default=None)
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--workers", type=int, default=1, help="process executor: parallel runs (default 1)")
+    s.add_argument("--scale", default="cpu", help="the grid's scale preset (default cpu; gpu = the paper's settings)")
+    s.add_argument("--num-cpus", type=int, default=1, help="ray executor: CPUs per run (default 1)")
+    s.add_argument("--num-gpus", type=float, default=0, help="ray executor: GPUs per run (default 0)")
+    s.add_argument("--limit", type=int, default=None, help="train at most this many unfinished runs, then stop")
+    s.add_argument("--only", nargs="+", default=None, help="only these cells or methods")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     b.add_argument("--json", default=None, help="write the results as JSON here")
@@ -121,13 +127,9 @@ def main(argv=None) -> int:
         if args.command == "eval":
             return cmd_eval(args)
         if args.command == "sweep":
-            try:
-                from .sweep import run_sweep
-            except ModuleNotFoundError:
-                print("python -m atslib sweep: error: sweeps are not implemented in this version; "
-                      "run `python -m atslib train` per grid cell", file=sys.stderr)
-                return 2
-            return run_sweep(args.grid, args.out, args.executor, args.address, args.workers)
+            from .sweep import run_sweep
+            return run_sweep(args.grid, args.out, args.executor, args.address, args.workers, args.scale,
+                             args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet)
         if args.command == "bench":
             from .bench import main as bench_main
             return bench_main(args)

@@ -1,0 +1,346 @@
+"""Sweeps: a grid of training runs (method x setting x seed), resumable, through a small executor.
+
+A grid is a YAML file (see ``experiments/``)::
+
+    name: noisy
+    description: one line on what the grid tests
+    scale:                       # presets picked with --scale (default "cpu"); "gpu" = the paper's settings
+      cpu: {steps: 150, eval_every: 25}
+      gpu: {steps: 10000, eval_every: 500}
+    cells:
+      - name: 1shot              # one setting; its runs live in OUT/1shot/METHOD-sSEED
+        config: {shots: 1, noise_ratio: 0.6, init: "{results}/pretrain/1shot-s{seed}"}
+        methods: [uniform, ats, spl]
+        seeds: [0, 1, 2]
+        seeds_by_method: {spl: [0, 1]}     # optional: fewer (or more) seeds for some methods
+
+A run's config is ``Config()`` <- scale preset <- cell config <- {method, seed}; strings may name
+``{seed}``, ``{shots}`` (any config field) and ``{results}`` (the folder holding OUT). Runs are
+ordered uniform and ATS first (every cell, every seed), then the rest.
+
+Resumable: a run with a ``summary.json`` is skipped; a run killed half-way restarts from its
+checkpoint (``Run(resume=True)``); every file is written atomically. A finished run with the very
+same config in a sibling grid (another folder under ``{results}``) is reused - its record files are
+copied and the row says ``reused_from`` - so grids sharing a cell do not train it twice.
+``summary.csv`` (one row per run) and ``cells.csv`` (per cell and method: mean and 95% CI over
+seeds) are rewritten after every run.
+
+Executors: ``local`` (sequential, in this process), ``process`` (a local process pool, ``workers``
+processes) and ``ray`` (each run a Ray task with ``num_cpus``/``num_gpus``; ``address`` = an
+existing cluster, none = a local Ray). A Ray worker sends the run's record files back to the driver,
+which writes them, so a cluster needs no shared file system.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import METHODS, Config, ConfigError
+from .runs import atomic_write, write_csv
+
+RECORD_FILES = ("config.json", "summary.json", "history.csv", "test_scores.csv", "pool.csv.gz", "best.pt")
+FIRST = ("uniform", "ats")                     # run these first in every cell
+ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
+            "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done")
+
+
+@dataclass
+class RunSpec:
+    """One run of a grid: where it goes and its full config."""
+    cell: str
+    method: str
+    seed: int
+    config: dict
+    dir: Path
+    order: tuple = field(default=(), repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell}/{self.method}-s{self.seed}"
+
+
+class GridError(ConfigError):
+    """A grid file that cannot be run as written (one clear line, exit 2)."""
+
+
+def _fill(value, names: dict):
+    if isinstance(value, str):
+        try:
+            return value.format(**names)
+        except (KeyError, IndexError, ValueError) as e:
+            raise GridError(f"grid value {value!r}: unknown placeholder {e}; allowed: {{results}} and "
+                            f"config fields such as {{seed}}, {{shots}}") from None
+    return value
+
+
+def load_grid(path) -> dict:
+    import yaml
+    path = Path(path)
+    if not path.is_file():
+        raise GridError(f"grid {str(path)!r}: no such file; allowed: a YAML grid such as experiments/noisy.yaml")
+    try:
+        grid = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise GridError(f"grid {str(path)!r}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(grid, dict) or not isinstance(grid.get("cells"), list) or not grid["cells"]:
+        raise GridError(f"grid {str(path)!r}: needs a non-empty list 'cells'")
+    return grid
+
+
+def expand(grid: dict, out, scale: str = "cpu") -> list[RunSpec]:
+    """The grid's runs, in execution order (uniform and ATS first), with validated configs."""
+    out = Path(out)
+    presets = grid.get("scale") or {}
+    if presets and scale not in presets:
+        raise GridError(f"--scale {scale!r}: allowed: {', '.join(presets)}")
+    base = dict(presets.get(scale) or {})
+    specs, seen = [], set()
+    for ci, cell in enumerate(grid["cells"]):
+        name = cell.get("name")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise GridError(f"cell {ci}: 'name' {name!r} must be a non-empty string without '/'")
+        if name in seen:
+            raise GridError(f"cell {name!r}: duplicate name; allowed: unique cell names")
+        seen.add(name)
+        methods = cell.get("methods") or []
+        bad = [m for m in methods if m not in METHODS]
+        if not methods or bad:
+            raise GridError(f"cell {name!r}: methods {bad or methods!r}; allowed: {', '.join(METHODS)}")
+        by_method = cell.get("seeds_by_method") or {}
+        for mi, method in enumerate(methods):
+            seeds = by_method.get(method, cell.get("seeds", [0]))
+            for seed in seeds:
+                d = {**base, **(cell.get("config") or {}), "method": method, "seed": int(seed)}
+                names = {**Config().to_dict(), **d, "results": out.parent.as_posix()}
+                d = {k: _fill(v, names) for k, v in d.items()}
+                try:
+                    cfg = Config.from_dict(d)
+                except ConfigError as e:
+                    raise GridError(f"cell {name!r}, {method} seed {seed}: {e}") from None
+                tier = 0 if method in FIRST else 1
+                specs.append(RunSpec(name, method, int(seed), cfg.to_dict(), out / name / f"{method}-s{seed}",
+                                     (tier, int(seed), ci, mi)))
+    return sorted(specs, key=lambda s: s.order)
+
+
+def select(specs: list[RunSpec], only: list[str]) -> list[RunSpec]:
+    """Keep runs whose cell and method are named (a kind not named at all is not filtered)."""
+    cells, methods = {s.cell for s in specs}, {s.method for s in specs}
+    bad = [o for o in only if o not in cells and o not in methods]
+    if bad:
+        raise GridError(f"--only {bad}: not a cell or method of this grid; allowed: {', '.join(sorted(cells | methods))}")
+    want_c, want_m = set(only) & cells, set(only) & methods
+    return [s for s in specs if (not want_c or s.cell in want_c) and (not want_m or s.method in want_m)]
+
+
+# -- one run (runs in a worker) --------------------------------------------------------------
+def _quiet_env() -> None:
+    import os
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def train_one(config: dict, out: str, ship: bool = False) -> dict:
+    """Train (or resume) one run into ``out``; return its summary (and its record files if ``ship``)."""
+    _quiet_env()
+    from .loop import Run
+    run = Run(Config.from_dict(config), out, resume=True)
+    run.train()
+    res = {"summary": run.summary}
+    if ship:
+        res["files"] = {f: (Path(out) / f).read_bytes() for f in RECORD_FILES if (Path(out) / f).is_file()}
+    return res
+
+
+def _ray_train(config: dict, out: str) -> dict:
+    """A Ray task: train where the worker can write (the driver's path, else a temporary folder)."""
+    import tempfile
+    target = Path(out)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        return train_one(config, str(target), ship=True)
+    except OSError:
+        with tempfile.TemporaryDirectory() as tmp:
+            return train_one(config, tmp, ship=True)
+
+
+# -- bookkeeping ---------------------------------------------------------------------------
+def is_done(spec: RunSpec) -> bool:
+    return (spec.dir / "summary.json").is_file()
+
+
+def _canon(config: dict) -> str:
+    return json.dumps(Config.from_dict(config).to_dict(), sort_keys=True)
+
+
+def finished_index(results: Path, exclude: Path) -> dict[str, Path]:
+    """Finished runs under ``results`` (any grid but ``exclude``), keyed by their canonical config."""
+    index = {}
+    for s in sorted(results.glob("*/*/*/summary.json")):
+        d = s.parent
+        if exclude in d.parents:
+            continue
+        try:
+            meta = json.loads((d / "config.json").read_text())
+            index.setdefault(_canon(meta["config"]), d)
+        except (OSError, ValueError, KeyError, ConfigError):
+            continue
+    return index
+
+
+def reuse(spec: RunSpec, src: Path) -> None:
+    for f in RECORD_FILES:
+        if (src / f).is_file():
+            atomic_write(spec.dir / f, (src / f).read_bytes())
+    atomic_write(spec.dir / "REUSED_FROM", src.as_posix() + "\n")
+
+
+def summary_rows(specs: list[RunSpec], grid_name: str) -> pd.DataFrame:
+    rows = []
+    for s in specs:
+        row = {"grid": grid_name, "cell": s.cell, "method": s.method, "seed": s.seed, "run": s.name,
+               "status": "done" if is_done(s) else "pending"}
+        for k in ("shots", "noise_ratio", "flip_prob", "budget_classes", "noise_scale", "dataset", "steps"):
+            row[k] = s.config.get(k)
+        if is_done(s):
+            summ = json.loads((s.dir / "summary.json").read_text())
+            row.update({k: summ.get(k) for k in ROW_KEYS})
+            src = s.dir / "REUSED_FROM"
+            row["reused_from"] = src.read_text().strip() if src.is_file() else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cell_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (cell, method): n seeds, mean and 95% CI (t over seeds) of the run's headline score."""
+    done = df[df["status"] == "done"].copy()
+    if done.empty:
+        return pd.DataFrame(columns=["cell", "method", "n", "metric", "mean", "ci95"])
+    from scipy import stats
+    done["score"] = done["test_mean"].where(done["test_mean"].notna(), done.get("r2_mean"))
+    out = []
+    for (cell, method), g in done.groupby(["cell", "method"], sort=False):
+        v = g["score"].astype(float).to_numpy()
+        ci = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+        out.append({"cell": cell, "method": method, "n": len(v),
+                    "metric": "test_acc" if g["test_mean"].notna().all() else "r2_mean",
+                    "mean": float(v.mean()), "ci95": ci,
+                    "noise_auc": float(g["noise_auc"].astype(float).mean()) if "noise_auc" in g else float("nan")})
+    return pd.DataFrame(out)
+
+
+def write_tables(specs, out: Path, grid_name: str) -> pd.DataFrame:
+    df = summary_rows(specs, grid_name)
+    write_csv(out / "summary.csv", df)
+    write_csv(out / "cells.csv", cell_table(df))
+    return df
+
+
+# -- executors -------------------------------------------------------------------------------
+def _check_inits(specs: list[RunSpec]) -> None:
+    for s in specs:
+        init = s.config.get("init")
+        if init and not (Path(init) / "best.pt").is_file():
+            raise GridError(f"run {s.name}: --init {init}: no best.pt there; allowed: a finished run directory "
+                            f"(run its grid first, e.g. python -m atslib sweep experiments/pretrain.yaml "
+                            f"--out {Path(init).parent})")
+
+
+def run_sweep(grid_path, out, executor: str = "local", address: str | None = None, workers: int = 1,
+              scale: str = "cpu", num_cpus: int = 1, num_gpus: float = 0, limit: int | None = None,
+              only: list[str] | None = None, progress: bool = True) -> int:
+    """Run every unfinished run of the grid; returns 0 when all are done (the CLI's exit code)."""
+    if executor not in ("local", "process", "ray"):
+        raise GridError(f"--executor {executor!r}: allowed: local, process, ray")
+    if not isinstance(workers, int) or workers < 1:
+        raise GridError(f"--workers {workers!r}: must be an integer >= 1")
+    grid = load_grid(grid_path)
+    out = Path(out)
+    specs = expand(grid, out, scale)
+    if only:
+        specs = select(specs, only)
+    name = grid.get("name", Path(grid_path).stem)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "grid.yaml", Path(grid_path).read_text())
+    index = finished_index(out.parent, out)
+    todo = []
+    for s in specs:
+        if is_done(s):
+            continue
+        src = index.get(_canon(s.config))
+        if src is not None:
+            reuse(s, src)
+        else:
+            todo.append(s)
+    if limit is not None:
+        todo = todo[:limit]
+    _check_inits(todo)
+    write_tables(specs, out, name)
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"sweep {name}", unit="run",
+               disable=not progress)
+    failures = []
+
+    def done(spec, result=None, error=None):
+        if error is not None:
+            failures.append((spec.name, error))
+            print(f"sweep {name}: run {spec.name} failed: {error}", file=sys.stderr)
+        elif result is not None and "files" in result:
+            for f, data in result["files"].items():
+                atomic_write(spec.dir / f, data)
+        write_tables(specs, out, name)
+        bar.update(1)
+        bar.set_postfix_str(spec.name, refresh=True)
+
+    t0 = time.perf_counter()
+    if executor == "local":
+        for s in todo:
+            try:
+                done(s, train_one(s.config, str(s.dir)))
+            except Exception as e:  # noqa: BLE001 - one failed run must not stop the sweep
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                done(s, error=f"{type(e).__name__}: {e}")
+    elif executor == "process":
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = {pool.submit(train_one, s.config, str(s.dir)): s for s in todo}
+            for fut in as_completed(futs):
+                try:
+                    done(futs[fut], fut.result())
+                except Exception as e:  # noqa: BLE001
+                    done(futs[fut], error=f"{type(e).__name__}: {e}")
+    else:
+        try:
+            import ray
+        except ModuleNotFoundError:
+            raise GridError("--executor 'ray': ray is not installed; allowed: pip install 'atslib[ray]', "
+                            "or --executor local/process") from None
+        if not ray.is_initialized():
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_ray_train)
+        refs = {remote.remote(s.config, str(s.dir.resolve())): s for s in todo}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            try:
+                done(refs[ready[0]], ray.get(ready[0]))
+            except Exception as e:  # noqa: BLE001
+                done(refs[ready[0]], error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
+    bar.close()
+    df = write_tables(specs, out, name)
+    n_done = int((df["status"] == "done").sum())
+    print(f"sweep {name}: {n_done}/{len(df)} runs done ({len(todo) - len(failures)} trained now in "
+          f"{time.perf_counter() - t0:.0f} s, {len(failures)} failed); tables in {out}/summary.csv, {out}/cells.csv")
+    return 1 if failures else 0
+
+
+__all__ = ["RunSpec", "GridError", "load_grid", "expand", "run_sweep", "train_one", "summary_rows", "cell_table"]

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run every reproduction grid in priority order, resumably: stop it any time (Ctrl-C, a killed
+# session) and start it again - finished runs are skipped, a half-done run resumes from its
+# checkpoint. Headline cells (uniform and ATS) come first, then the rest.
+# Usage: experiments/run_all.sh [extra sweep options, e.g. --scale gpu]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} TQDM_DISABLE=${TQDM_DISABLE:-1}
+sweep() { $PY -m atslib sweep "experiments/$1.yaml" --out "results/$1" "${@:2}"; }
+sweep pretrain "$@"
+sweep noisy --only uniform ats "$@"
+sweep budget --only b16-1shot b16-5shot uniform ats "$@"
+sweep molecules --only eta4 uniform ats "$@"
+sweep noisy --only rank-sim-loss "$@"
+sweep noisy "$@"
+sweep ablations "$@"
+sweep noise-ratio "$@"
+sweep beyond "$@"
+sweep budget "$@"
+sweep molecules "$@"

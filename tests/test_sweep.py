@@ -1,0 +1,143 @@
+"""Sweeps: grid expansion, resumability (finished runs skipped, a killed sweep resumes), reuse across
+grids, the tables, and the process and Ray executors - on a tiny scale."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from helpers import ROOT
+
+TINY = dict(steps=4, eval_every=2, n_val_tasks=6, n_test_tasks=10, pool_size=4, meta_batch=2, val_tasks=2,
+            queries=5, width=8, checkpoint_every=1, pool_log_every=1)
+
+
+def write_grid(path, cells, scale=None):
+    import yaml
+    path.write_text(yaml.safe_dump({"name": path.stem, "scale": {"cpu": scale or TINY}, "cells": cells}))
+    return path
+
+
+def summaries(out):
+    return {str(p.parent.relative_to(out)): json.loads(p.read_text()) for p in sorted(out.glob("*/*/summary.json"))}
+
+
+NUMBERS = ("test_mean", "test_ci95", "best_val", "best_step")
+
+
+def test_expand_orders_uniform_and_ats_first_and_fills_placeholders(tmp_path):
+    from atslib.sweep import expand, load_grid
+    g = write_grid(tmp_path / "g.yaml", [
+        {"name": "a", "config": {"init": "{results}/pre/{shots}shot-s{seed}"}, "methods": ["spl", "ats", "uniform"],
+         "seeds": [0, 1], "seeds_by_method": {"spl": [0]}}])
+    specs = expand(load_grid(g), tmp_path / "res" / "g")
+    assert [s.name for s in specs] == ["a/ats-s0", "a/uniform-s0", "a/ats-s1", "a/uniform-s1", "a/spl-s0"]
+    assert specs[0].config["init"] == f"{(tmp_path / 'res').as_posix()}/pre/1shot-s0"
+    assert specs[0].config["steps"] == 4 and specs[0].dir == tmp_path / "res" / "g" / "a" / "ats-s0"
+
+
+@pytest.mark.parametrize("cells, fragment", [
+    ([{"name": "a", "methods": ["nope"]}], "methods ['nope']"),
+    ([{"name": "a", "methods": ["uniform"], "config": {"ways": 1}}], "--ways 1"),
+    ([{"name": "a", "methods": ["uniform"], "config": {"init": "{nope}"}}], "unknown placeholder"),
+    ([{"name": "a", "methods": ["uniform"]}, {"name": "a", "methods": ["ats"]}], "duplicate name"),
+])
+def test_bad_grids_give_one_line_and_exit_2(tmp_path, cells, fragment):
+    g = write_grid(tmp_path / "g.yaml", cells)
+    r = subprocess.run([sys.executable, "-m", "atslib", "sweep", str(g), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    assert fragment in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_grid_file_and_bad_only(tmp_path):
+    from atslib.__main__ import main
+    assert main(["sweep", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "o")]) == 2
+    g = write_grid(tmp_path / "g.yaml", [{"name": "a", "methods": ["uniform"]}])
+    assert main(["sweep", str(g), "--out", str(tmp_path / "o"), "--only", "zzz"]) == 2
+
+
+def test_sweep_runs_skips_finished_runs_and_reuses_sibling_grids(tmp_path):
+    from atslib.sweep import run_sweep
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0, 1]}])
+    out = tmp_path / "res" / "g"
+    assert run_sweep(g, out, progress=False) == 0
+    df = pd.read_csv(out / "summary.csv")
+    assert len(df) == 4 and (df["status"] == "done").all() and df["test_mean"].between(0, 1).all()
+    cells = pd.read_csv(out / "cells.csv")
+    assert set(cells["method"]) == {"uniform", "ats"} and (cells["n"] == 2).all()
+    mean_u = df[df.method == "uniform"]["test_mean"].mean()
+    assert cells.set_index("method").loc["uniform", "mean"] == pytest.approx(mean_u)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")}
+    assert run_sweep(g, out, progress=False) == 0                   # nothing left to do
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")} == mtimes
+    # a second grid sharing a cell copies the finished runs instead of training them again
+    g2 = write_grid(tmp_path / "g2.yaml", [{"name": "d", "methods": ["uniform"], "seeds": [1]}])
+    assert run_sweep(g2, tmp_path / "res" / "g2", progress=False) == 0
+    reused = tmp_path / "res" / "g2" / "d" / "uniform-s1"
+    assert (reused / "REUSED_FROM").read_text().strip().endswith("g/c/uniform-s1")
+    assert json.loads((reused / "summary.json").read_text()) == json.loads(
+        (out / "c" / "uniform-s1" / "summary.json").read_text())
+
+
+def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
+    """SIGKILL a sweep in its second run; the restarted sweep keeps the first run untouched, resumes the
+    second from its checkpoint, and ends with the numbers of an uninterrupted sweep."""
+    cells = [{"name": "c", "methods": ["uniform"], "seeds": [0, 1]}]
+    scale = {**TINY, "steps": 30, "eval_every": 5}
+    g = write_grid(tmp_path / "g.yaml", cells, scale)
+    from atslib.sweep import run_sweep
+    run_sweep(g, tmp_path / "ref" / "g", progress=False)
+    ref = summaries(tmp_path / "ref" / "g")
+    out = tmp_path / "res" / "g"
+    cmd = [sys.executable, "-m", "atslib", "sweep", str(g), "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = out / "c" / "uniform-s1" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not second.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    first = out / "c" / "uniform-s0" / "summary.json"
+    assert first.is_file() and not (out / "c" / "uniform-s1" / "summary.json").exists()
+    t_first = first.stat().st_mtime_ns
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert first.stat().st_mtime_ns == t_first
+    got = summaries(out)
+    assert got.keys() == ref.keys()
+    for k in ref:
+        assert {n: got[k][n] for n in NUMBERS} == {n: ref[k][n] for n in NUMBERS}
+
+
+def test_process_executor(tmp_path):
+    from atslib.sweep import run_sweep
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "spl"], "seeds": [0]}])
+    assert run_sweep(g, tmp_path / "p" / "g", executor="process", workers=2, progress=False) == 0
+    run_sweep(g, tmp_path / "l" / "g", progress=False)
+    a, b = summaries(tmp_path / "p" / "g"), summaries(tmp_path / "l" / "g")
+    assert a.keys() == b.keys() and len(a) == 2
+    for k in a:
+        assert a[k]["test_mean"] == b[k]["test_mean"]
+
+
+def test_ray_executor_on_a_local_ray(tmp_path):
+    ray = pytest.importorskip("ray")
+    from atslib.sweep import run_sweep
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0]}])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert run_sweep(g, tmp_path / "r" / "g", executor="ray", progress=False) == 0
+    finally:
+        ray.shutdown()
+    df = pd.read_csv(tmp_path / "r" / "g" / "summary.csv")
+    assert (df["status"] == "done").all() and len(df) == 2
+    run_sweep(g, tmp_path / "l" / "g", progress=False)
+    a, b = summaries(tmp_path / "r" / "g"), summaries(tmp_path / "l" / "g")
+    for k in a:
+        assert a[k]["test_mean"] == b[k]["test_mean"]
