@@ -1,0 +1,95 @@
+"""The reproduction analysis on a synthetic results folder: cell means, paired tests over the same
+tasks, BNS chosen on validation (not test), claims."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+
+def fake_results(root, cells):
+    """cells: {(grid, cell): {method: (val, per-seed task-score arrays)}} -> results/<grid>/summary.csv"""
+    by_grid = {}
+    for (grid, cell), methods in cells.items():
+        for method, (val, seeds) in methods.items():
+            for seed, scores in enumerate(seeds):
+                d = root / grid / cell / f"{method}-s{seed}"
+                d.mkdir(parents=True)
+                pd.DataFrame({"task": np.arange(len(scores)), "acc": scores}).to_csv(d / "test_scores.csv", index=False)
+                steps = np.arange(20)
+                pd.DataFrame({"step": steps, "noisy_mass": np.linspace(0.6, 0.2 if method == "ats" else 0.6, 20)}
+                             ).to_csv(d / "history.csv", index=False)
+                by_grid.setdefault(grid, []).append({
+                    "grid": grid, "cell": cell, "method": method, "seed": seed, "run": f"{cell}/{method}-s{seed}",
+                    "status": "done", "test_mean": float(np.mean(scores)), "best_val": val, "noise_auc": 0.5,
+                    "r2_median": np.nan, "r2_gt_03": np.nan, "wall_seconds": 1.0})
+    for grid, rows in by_grid.items():
+        pd.DataFrame(rows).to_csv(root / grid / "summary.csv", index=False)
+
+
+@pytest.fixture
+def results(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.7, 200)
+    noise = lambda: rng.normal(0, 0.05, 200)  # noqa: E731
+    fake_results(tmp_path, {("noisy", "1shot"): {
+        "uniform": (0.50, [base + noise() for _ in range(3)]),
+        "ats": (0.55, [base + 0.03 + noise() for _ in range(3)]),
+        "spl": (0.40, [base + 0.05 + noise() for _ in range(2)]),     # best test, worst val
+        "focal": (0.45, [base - 0.01 + noise() for _ in range(2)]),
+    }})
+    return tmp_path
+
+
+def test_cell_stats_paired_and_bns(results):
+    from atslib import reproduction as R
+    df = R.load_results(results)
+    s = R.cell_stats(df, "noisy", "1shot").set_index("method")
+    assert list(s.index) == ["uniform", "spl", "focal", "ats"]        # the paper's order
+    assert s.loc["spl", "n"] == 2
+    runs = df[(df.method == "ats")]
+    assert s.loc["ats", "mean"] == pytest.approx(runs["test_mean"].mean())
+    v = runs["test_mean"].to_numpy()
+    assert s.loc["ats", "ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3))
+    # BNS is the non-adaptive method with the best validation score, although spl has the best test
+    assert R.bns(df, "noisy", "1shot") == "uniform"
+    d, p, n = R.paired(df, "noisy", "1shot", "ats", "uniform")
+    a = np.mean([pd.read_csv(results / "noisy/1shot" / f"ats-s{i}/test_scores.csv")["acc"] for i in range(3)], 0)
+    b = np.mean([pd.read_csv(results / "noisy/1shot" / f"uniform-s{i}/test_scores.csv")["acc"] for i in range(3)], 0)
+    assert n == 3 and d == pytest.approx((a - b).mean()) and p == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert d > 0.02 and p < 0.01
+    _, _, n2 = R.paired(df, "noisy", "1shot", "ats", "spl")
+    assert n2 == 2                                                    # only the seeds both methods ran
+
+
+def test_tables_and_claims(results):
+    from atslib import reproduction as R
+    df = R.load_results(results)
+    t = R.wide_table(df, {"1-shot": ("noisy", "1shot"), "5-shot": ("noisy", "5shot")})
+    assert list(t["method"]) == ["uniform", "spl", "focal", "ats"]
+    assert (t["5-shot"] == "–").all() and t.loc[1, "1-shot"].endswith("(n=2)")
+    row = R.bns_row(df, {"1-shot": ("noisy", "1shot")})
+    assert row["1-shot"].endswith("[uniform]")
+    cl = R.claims(df).set_index("claim")
+    first = cl.loc["ATS beats every baseline under noise"]
+    assert first["verdict"] == "partly"           # beats uniform and BNS on 1-shot; 5-shot and drug missing
+    assert "vs BNS [uniform]" in first["ours"]
+    assert (cl.drop(index="ATS beats every baseline under noise")["verdict"] == "pending").all()
+    h = R.histories(df, "noisy", "1shot", ("uniform", "ats"))
+    assert h["ats"]["noisy_mass"].iloc[-1] == pytest.approx(0.2) and len(h["uniform"]) == 20
+
+
+def test_factor_separation_and_trend():
+    from atslib import reproduction as R
+    rng = np.random.default_rng(1)
+    rows = []
+    for step in range(10):
+        noisy = np.arange(10) < 6
+        rows.append(pd.DataFrame({"step": step, "seed": 0, "noisy": noisy, "prob": 0.1,
+                                  "loss": rng.normal(0, 1, 10) + 3 * noisy, "sim_cos": rng.normal(0, 1, 10) - 3 * noisy}))
+    sep = R.factor_separation(pd.concat(rows))
+    assert sep["auc_loss"] > 0.9 and sep["auc_low_sim"] > 0.9
+    assert R.trend([1, 2, 3], [2, 4, 6]) == pytest.approx(2.0)
+    assert np.isnan(R.trend([1], [1]))
+    json.dumps(sep)
