@@ -69,7 +69,9 @@ class ATS(Method):
         k = self.cfg.draws_per_step
         logits = self.net(x, ctx.progress)
         draws = [draw(logits, self.cfg.meta_batch, ctx.gen, 1.0) for _ in range(k)]
-        rewards = [ctx.reward(ctx.lookahead(d.indices)) for d in draws]
+        # with k >= 2 the paired reference R(theta) cancels in every leave-one-out advantage: skip it
+        score = ctx.val_metric if k >= 2 else ctx.reward
+        rewards = [score(ctx.lookahead(d.indices)) for d in draws]
         from .train import check_finite
         check_finite(ctx.step, "reward", rewards)       # before phi moves
         if k == 1:

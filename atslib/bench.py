@@ -165,7 +165,8 @@ class TimedContext(StepContext):
 
     def __init__(self, setup, step, clock):
         _, clock["pool"] = timed(setup.device, super().__init__, setup, step)
-        for part, name in (("factors", "factors"), ("lookahead", "lookahead"), ("validation", "reward")):
+        for part, name in (("factors", "factors"), ("lookahead", "lookahead"), ("validation", "reward"),
+                           ("validation", "val_metric")):
             setattr(self, name, self._timer(clock, part, getattr(self, name)))
 
     def _timer(self, clock, part, fn):
@@ -176,13 +177,11 @@ class TimedContext(StepContext):
         return wrapped
 
 
-def _update(setup, opt, tasks):
-    """The real meta-update of ``train.meta_step`` (equal task weights)."""
-    cfg, model = setup.cfg, setup.model
-    opt.zero_grad(set_to_none=True)
-    maml.task_losses(model, dict(model.named_parameters()), tasks, cfg.inner_steps, cfg.inner_lr, cfg.inner,
-                     cfg.first_order)[0].mean().backward()
-    opt.step()
+def _update(setup, opt, ctx, sel):
+    """The real meta-update of ``train.meta_step`` (reusing the look-aheads' per-task meta-gradients)."""
+    from .train import apply_update, outer_losses
+    losses, _, shared = outer_losses(setup, ctx, sel, ctx.pool[sel.indices])
+    apply_update(setup, opt, ctx, sel, losses, shared)
 
 
 def ats_parts(setup, method, opt, step) -> dict:
@@ -190,7 +189,7 @@ def ats_parts(setup, method, opt, step) -> dict:
     ctx = TimedContext(setup, step, clock)
     sel, t_select = timed(setup.device, method.select, ctx)
     clock["scheduler"] = t_select - clock["factors"] - clock["lookahead"] - clock["validation"]
-    _, clock["update"] = timed(setup.device, _update, setup, opt, ctx.pool[sel.indices])
+    _, clock["update"] = timed(setup.device, _update, setup, opt, ctx, sel)
     return dict(clock)
 
 

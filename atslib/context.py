@@ -90,13 +90,40 @@ class StepContext:
             r -= self._cached("reward_ref", lambda: self._val_metric(self.params()))
         return r
 
+    def task_grads(self, indices) -> list[tuple]:
+        """Per pool task: (meta-gradient of its query loss at theta, loss, score), each computed once.
+
+        A task drawn by several look-aheads and by the real update costs one forward/backward: the
+        look-ahead and the real update both differentiate at theta (phi moves in between, theta
+        does not), so their per-task meta-gradients are the same tensors.
+        """
+        cache = self._cache.setdefault("task_grads", {})
+        cfg, p = self.cfg, self.params()
+        for i in (int(i) for i in indices):
+            if i not in cache:
+                loss, score = maml.task_losses(self.model, p, self.pool[[i]], cfg.inner_steps, cfg.inner_lr,
+                                               cfg.inner, cfg.first_order)
+                grads = torch.autograd.grad(loss.sum(), list(p.values()))
+                cache[i] = (grads, loss.detach()[0], score[0])
+        return [cache[int(i)] for i in indices]
+
+    def has_task_grads(self, indices) -> bool:
+        cache = self._cache.get("task_grads", {})
+        return any(int(i) in cache for i in indices)
+
+    def mean_task_grad(self, indices) -> list[torch.Tensor]:
+        per = [g for g, _, _ in self.task_grads(indices)]
+        return [torch.stack(gs).mean(0) for gs in zip(*per)]
+
     def lookahead(self, indices) -> dict:
         """theta~ = theta - lookahead_lr * meta-gradient on pool[indices] (detached)."""
         cfg, p = self.cfg, self.params()
-        losses, _ = maml.task_losses(self.model, p, self.pool[indices], cfg.inner_steps, cfg.inner_lr,
-                                     cfg.inner, cfg.first_order)
-        grads = torch.autograd.grad(losses.mean(), list(p.values()))
+        grads = self.mean_task_grad(indices)
         return {k: v.detach() - cfg.lookahead_lr * g for (k, v), g in zip(p.items(), grads)}
+
+    def val_metric(self, p: dict) -> float:
+        """R(p) on this step's reward tasks, unpaired."""
+        return self._val_metric(p)
 
     def lookahead_weighted(self, w: torch.Tensor) -> dict:
         """theta~(w) = theta - lr * grad sum_i w_i L_i, differentiable w.r.t. the weights ``w`` (P,)."""

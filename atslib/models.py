@@ -20,6 +20,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def max_pool2_nograd(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pool (stride 2, odd edges dropped) as two elementwise maxima: the same values as
+    ``F.max_pool2d(x, 2)``, several times faster on CPU, where max_pool2d also computes the argmax
+    indices that only its backward needs. Used where no gradient flows (evaluation, scoring)."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    x = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+    return torch.maximum(x[..., 0::2], x[..., 1::2])
+
+
 class ConvNet(nn.Module):
     """conv-4 + linear head. ``in_shape`` = (C, H, W) of the inputs."""
 
@@ -48,7 +58,7 @@ class ConvNet(nn.Module):
             x = F.group_norm(x, self.groups, p[f"norm{i}.weight"], p[f"norm{i}.bias"])
             x = F.relu(x)
             if i < self.pools:
-                x = F.max_pool2d(x, 2)
+                x = F.max_pool2d(x, 2) if x.requires_grad else max_pool2_nograd(x)
         return x.flatten(1)
 
     def head(self, p: dict, f: torch.Tensor) -> torch.Tensor:

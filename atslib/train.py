@@ -92,6 +92,38 @@ def check_finite(step: int, name: str, value) -> None:
                              f"checkpoint is kept (--on-nonfinite skip skips such steps instead)")
 
 
+def outer_losses(setup: Setup, ctx, sel, tasks):
+    """Query losses of the selected tasks for the real meta-update: (losses, scores, shared).
+
+    With equal weights on pool tasks of which a look-ahead already differentiated some (ATS), the
+    per-task meta-gradients of ``ctx.task_grads`` are reused (``shared``); otherwise one batched
+    forward whose graph ``apply_update`` differentiates.
+    """
+    cfg = setup.cfg
+    shared = (sel.tasks is None and sel.weights is None and sel.weight_fn is None and sel.focal_gamma == 0
+              and ctx.has_task_grads(sel.indices))
+    if shared:
+        per = ctx.task_grads(sel.indices)
+        return torch.stack([l for _, l, _ in per]), torch.stack([s for _, _, s in per]), True
+    p = dict(setup.model.named_parameters())
+    losses, scores = maml.task_losses(setup.model, p, tasks, cfg.inner_steps, cfg.inner_lr, cfg.inner,
+                                      cfg.first_order, focal_gamma=sel.focal_gamma)
+    return losses, scores, False
+
+
+def apply_update(setup: Setup, opt, ctx, sel, losses, shared: bool) -> None:
+    """One Adam step of theta on the (weighted) mean query loss of the selected tasks."""
+    opt.zero_grad(set_to_none=True)
+    if shared:
+        for prm, g in zip(setup.model.parameters(), ctx.mean_task_grad(sel.indices)):
+            prm.grad = g.clone()
+    else:
+        w = sel.weights if sel.weights is not None else (
+            sel.weight_fn(losses) if sel.weight_fn is not None else torch.full_like(losses, 1.0 / len(losses)))
+        (w.detach() * losses).sum().backward()
+    opt.step()
+
+
 def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
     """One meta-iteration; returns (history record, pool record or None).
 
@@ -117,18 +149,12 @@ def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
     tasks = sel.tasks if sel.tasks is not None else ctx.pool[sel.indices]
     rec = {"step": step}
     if sel.update:
-        p = dict(model.named_parameters())
-        opt.zero_grad(set_to_none=True)
-        losses, scores = maml.task_losses(model, p, tasks, cfg.inner_steps, cfg.inner_lr, cfg.inner,
-                                          cfg.first_order, focal_gamma=sel.focal_gamma)
+        losses, scores, shared = outer_losses(setup, ctx, sel, tasks)
         if not torch.isfinite(losses).all():
             if cfg.on_nonfinite == "stop":
                 check_finite(step, "meta-training query loss", losses.detach())
             return {"step": step, "skipped": 1, "seconds": time.perf_counter() - t0}, None
-        w = sel.weights if sel.weights is not None else (
-            sel.weight_fn(losses) if sel.weight_fn is not None else torch.full_like(losses, 1.0 / len(losses)))
-        (w.detach() * losses).sum().backward()
-        opt.step()
+        apply_update(setup, opt, ctx, sel, losses, shared)
         if sel.extra_tasks is not None:
             opt.zero_grad(set_to_none=True)
             maml.task_losses(model, dict(model.named_parameters()), sel.extra_tasks, cfg.inner_steps,

@@ -68,3 +68,23 @@ def test_groupnorm_makes_batching_exact(images):
     p = dict(model.named_parameters())
     f_s, _ = maml.anil_features(model, p, tasks.x_s, tasks.x_q)
     torch.testing.assert_close(f_s[1], model.features(p, tasks.x_s[1]))
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 28, 28), (2, 5, 7, 7), (1, 2, 3, 5), (2, 3, 2, 3)])
+def test_nograd_max_pool_equals_max_pool2d(shape):
+    import torch.nn.functional as F
+    from atslib.models import max_pool2_nograd
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(max_pool2_nograd(x), F.max_pool2d(x, 2))
+
+
+def test_features_without_grad_equal_features_with_grad(images):
+    from helpers import tiny_model
+    m = tiny_model(images, width=8, pools=3, dtype=torch.float32)
+    p = dict(m.named_parameters())
+    x = images.x[:12].float() / 255
+    with_grad = m.features(p, x)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        without = m.features(p, x)
+    assert torch.equal(with_grad.detach(), without)
