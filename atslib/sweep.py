@@ -13,6 +13,7 @@ A grid is a YAML file (see ``experiments/``)::
         methods: [uniform, ats, spl]
         seeds: [0, 1, 2]
         seeds_by_method: {spl: [0, 1]}     # optional: fewer (or more) seeds for some methods
+        scale: {cpu: {...}, gpu: {...}}    # optional: this cell's presets replace the grid's
 
 A run's config is ``Config()`` <- scale preset <- cell config <- {method, seed}; strings may name
 ``{seed}``, ``{shots}`` (any config field) and ``{results}`` (the folder holding OUT). Runs are
@@ -118,7 +119,8 @@ def expand(grid: dict, out, scale: str = "cpu") -> list[RunSpec]:
         for mi, method in enumerate(methods):
             seeds = by_method.get(method, cell.get("seeds", [0]))
             for seed in seeds:
-                d = {**base, **(cell.get("config") or {}), "method": method, "seed": int(seed)}
+                preset = (cell.get("scale") or {}).get(scale, base)   # a cell may replace the grid's preset
+                d = {**preset, **(cell.get("config") or {}), "method": method, "seed": int(seed)}
                 names = {**Config().to_dict(), **d, "results": out.parent.as_posix()}
                 d = {k: _fill(v, names) for k, v in d.items()}
                 try:

@@ -141,3 +141,27 @@ def test_ray_executor_on_a_local_ray(tmp_path):
     a, b = summaries(tmp_path / "r" / "g"), summaries(tmp_path / "l" / "g")
     for k in a:
         assert a[k]["test_mean"] == b[k]["test_mean"]
+
+
+@pytest.mark.parametrize("scale", ["cpu", "gpu"])
+def test_committed_grids_expand_to_valid_configs(scale):
+    """Every grid in experiments/ expands at both scales; cells shared between grids have identical
+    configs (so a sweep reuses them instead of training twice); every method shares one scale."""
+    from atslib.sweep import _canon, expand, load_grid
+    grids = {p.stem: expand(load_grid(p), ROOT / "results" / p.stem, scale)
+             for p in sorted((ROOT / "experiments").glob("*.yaml"))}
+    assert {"pretrain", "noisy", "noise-ratio", "budget", "ablations", "molecules", "beyond"} <= set(grids)
+    canon = {g: {_canon(s.config) for s in specs} for g, specs in grids.items()}
+    noisy_06 = {c for c in canon["noise-ratio"] if '"noise_ratio": 0.6' in c and '"flip_prob": 0.8' in c}
+    assert noisy_06 and noisy_06 <= canon["noisy"]                    # ratio 0.6 reuses the noisy grid
+    shared = {_canon(s.config) for s in grids["ablations"] if s.method in ("ats", "rank-sim-loss") and "drug" not in s.cell}
+    assert shared <= canon["noisy"]
+    drug = {_canon(s.config) for s in grids["ablations"] if s.method == "ats" and s.cell == "drug-eta4"}
+    assert drug <= canon["molecules"]
+    for g, specs in grids.items():                                   # one scale per cell for every method
+        for cell in {s.cell for s in specs}:
+            keys = {(s.config["steps"], s.config["pool_size"], s.config["meta_batch"], s.config["queries"],
+                     s.config["val_tasks"], s.config["init"] is None) for s in specs if s.cell == cell}
+            assert len(keys) == 1, (g, cell, keys)
+    n = sum(len(v) for v in canon.values()) - len(set().union(*canon.values()))
+    assert n > 0
