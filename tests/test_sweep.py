@@ -165,3 +165,15 @@ def test_committed_grids_expand_to_valid_configs(scale):
             assert len(keys) == 1, (g, cell, keys)
     n = sum(len(v) for v in canon.values()) - len(set().union(*canon.values()))
     assert n > 0
+
+
+def test_only_filters_cells_and_methods_together(tmp_path):
+    from atslib.sweep import GridError, expand, load_grid, select
+    g = write_grid(tmp_path / "g.yaml", [{"name": "a", "methods": ["uniform", "ats", "spl"]},
+                                         {"name": "b", "methods": ["uniform", "ats"]}])
+    specs = expand(load_grid(g), tmp_path / "o")
+    assert {s.name for s in select(specs, ["ats"])} == {"a/ats-s0", "b/ats-s0"}
+    assert {s.name for s in select(specs, ["a"])} == {"a/uniform-s0", "a/ats-s0", "a/spl-s0"}
+    assert {s.name for s in select(specs, ["b", "ats", "spl"])} == {"b/ats-s0"}
+    with pytest.raises(GridError, match="allowed: a, ats, b, spl, uniform"):
+        select(specs, ["c"])
