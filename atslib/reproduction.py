@@ -236,6 +236,15 @@ def _pending(claim, paper):
     return {"claim": claim, "paper": paper, "ours": "runs not finished", "verdict": "pending"}
 
 
+def _two_part_claim(claim, paper, where, values: dict, threshold: float) -> dict:
+    """A claim made of two statistics that should both exceed ``threshold``."""
+    if not all(np.isfinite(v) for v in values.values()):
+        return _pending(claim, paper)
+    k = sum(v > threshold for v in values.values())
+    return {"claim": claim, "paper": paper, "ours": where + ", ".join(f"{n} {v:+.3f}" for n, v in values.items()),
+            "verdict": "holds" if k == len(values) else "partly" if k else "does not hold"}
+
+
 def claims(df) -> pd.DataFrame:
     """Each claim of the seed with our numbers and a verdict: holds / partly / does not hold / pending."""
     rows = []
@@ -250,11 +259,9 @@ def claims(df) -> pd.DataFrame:
         dr, pr, _ = paired(df, g, cell, "ats", "rank-sim-loss")
         if n == 0:
             continue
-        sc = 1 if g != "molecules" else 0.01
-        unit = "pts" if g != "molecules" else "R²"
-        parts.append(f"{label}: vs uniform {du / sc:+.{3 if sc < 1 else 2}f} {unit} (p={pu:.2g}), vs BNS [{b}] "
-                     f"{db / sc:+.{3 if sc < 1 else 2}f} (p={pb:.2g}), vs rank-sim-loss {dr / sc:+.{3 if sc < 1 else 2}f}"
-                     f" (p={pr:.2g})")
+        sc, dg, unit = (100, 2, " pts") if g != "molecules" else (1, 3, " R²")
+        parts.append(f"{label}: vs uniform {du * sc:+.{dg}f}{unit} (p={pu:.2g}), vs BNS [{b}] {db * sc:+.{dg}f} "
+                     f"(p={pb:.2g}), vs rank-sim-loss {dr * sc:+.{dg}f} (p={pr:.2g})")
         wins_u += int(du > 0 and pu < LEVEL)
         wins_all += int(du > 0 and pu < LEVEL and db > 0 and pb < LEVEL)
     if not parts:
@@ -303,26 +310,17 @@ def claims(df) -> pd.DataFrame:
     rows.append(_pending(c, paper) if n == 0 else {
         "claim": c, "paper": paper, "ours": "; ".join(parts),
         "verdict": "holds" if ok == n == 3 else "partly" if ok else "does not hold"})
-    # 5. noisy tasks: high loss, low similarity
-    c, paper = "noisy tasks sit at high loss and low gradient similarity", "scatter plots: noisy tasks high loss / low sim"
+    # 5. noisy tasks: high loss, low similarity; 6. limited budget: valuable tasks at high loss and high similarity
     sep = factor_separation(pool_records(df, "noisy", "1shot", "ats"))
-    if not np.isfinite(sep["auc_loss"]):
-        rows.append(_pending(c, paper))
-    else:
-        k = int(sep["auc_loss"] > 0.6) + int(sep["auc_low_sim"] > 0.6)
-        rows.append({"claim": c, "paper": paper, "ours": f"1-shot, noise 0.6, ATS pools (2nd half): AUC(noisy | high loss) "
-                     f"{sep['auc_loss']:.3f}, AUC(noisy | low similarity) {sep['auc_low_sim']:.3f}",
-                     "verdict": "holds" if k == 2 else "partly" if k == 1 else "does not hold"})
-    # 6. limited budget: valuable tasks at high loss and high similarity
-    c, paper = "with a limited budget, ATS favours tasks of high loss and high similarity", "scatter: chosen tasks high loss, high sim"
+    rows.append(_two_part_claim(
+        "noisy tasks sit at high loss and low gradient similarity", "scatter plots: noisy tasks high loss / low sim",
+        "1-shot, noise 0.6, ATS pools (2nd half): ", {"AUC(noisy | high loss)": sep["auc_loss"],
+                                                      "AUC(noisy | low similarity)": sep["auc_low_sim"]}, 0.6))
     rc = prob_correlations(pool_records(df, "budget", "b16-1shot", "ats"))
-    if not np.isfinite(rc["rho_loss"]):
-        rows.append(_pending(c, paper))
-    else:
-        k = int(rc["rho_loss"] > 0) + int(rc["rho_sim"] > 0)
-        rows.append({"claim": c, "paper": paper, "ours": f"16 classes, 1-shot, ATS pools (2nd half): Spearman(prob, loss) "
-                     f"{rc['rho_loss']:+.3f}, Spearman(prob, similarity) {rc['rho_sim']:+.3f}",
-                     "verdict": "holds" if k == 2 else "partly" if k == 1 else "does not hold"})
+    rows.append(_two_part_claim(
+        "with a limited budget, ATS favours tasks of high loss and high similarity",
+        "scatter: chosen tasks high loss, high sim", "16 classes, 1-shot, ATS pools (2nd half): ",
+        {"Spearman(prob, loss)": rc["rho_loss"], "Spearman(prob, similarity)": rc["rho_sim"]}, 0.0))
     return pd.DataFrame(rows)
 
 

@@ -307,8 +307,6 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
             try:
                 done(s, train_one(s.config, str(s.dir)))
             except Exception as e:  # noqa: BLE001 - one failed run must not stop the sweep
-                if isinstance(e, KeyboardInterrupt):
-                    raise
                 done(s, error=f"{type(e).__name__}: {e}")
     elif executor == "process":
         import multiprocessing as mp
