@@ -30,8 +30,8 @@
 
 # %% tags=["parameters"]
 RESULTS_DIR = "../results"
-FIG_DIR = None          # None = figures/ at the repository root
-SMOKE = False           # nothing to shorten: this notebook only reads results
+FIG_DIR = None  # None means figures/ of the repository
+SMOKE = False  # no effect, this notebook only reads results
 
 # %%
 from pathlib import Path
