@@ -131,6 +131,8 @@ class Config:
         need(0 <= self.baseline_momentum < 1, "baseline_momentum", "must be in [0, 1)")
         need(isinstance(self.warmup, int) and 0 <= self.warmup < self.steps, "warmup",
              f"must be an integer in [0, steps={self.steps})")
+        for name in ("data", "init"):
+            need(getattr(self, name) is None or isinstance(getattr(self, name), str), name, "must be a path")
         need(self.pool_size >= self.meta_batch, "pool_size",
              f"must be >= --meta-batch ({self.meta_batch})")
         need(self.budget_classes is None or (isinstance(self.budget_classes, int) and self.budget_classes >= self.ways),

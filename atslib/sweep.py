@@ -72,6 +72,11 @@ class GridError(ConfigError):
     """A grid file that cannot be run as written (one clear line, exit 2)."""
 
 
+def _need(ok, message: str) -> None:
+    if not ok:
+        raise GridError(message)
+
+
 def _fill(value, names: dict):
     if isinstance(value, str):
         try:
@@ -100,26 +105,35 @@ def expand(grid: dict, out, scale: str = "cpu") -> list[RunSpec]:
     """The grid's runs, in execution order (uniform and ATS first), with validated configs."""
     out = Path(out)
     presets = grid.get("scale") or {}
+    _need(isinstance(presets, dict) and all(isinstance(v, dict) for v in presets.values()),
+          f"grid 'scale' {presets!r} must map preset names to option dicts")
     if presets and scale not in presets:
-        raise GridError(f"--scale {scale!r}: allowed: {', '.join(presets)}")
+        raise GridError(f"--scale {scale!r}: allowed: {', '.join(map(str, presets))}")
     base = dict(presets.get(scale) or {})
     specs, seen = [], set()
     for ci, cell in enumerate(grid["cells"]):
+        _need(isinstance(cell, dict), f"cell {ci}: {cell!r} must be a mapping with name, methods, seeds")
         name = cell.get("name")
         if not isinstance(name, str) or not name or "/" in name:
             raise GridError(f"cell {ci}: 'name' {name!r} must be a non-empty string without '/'")
         if name in seen:
             raise GridError(f"cell {name!r}: duplicate name; allowed: unique cell names")
         seen.add(name)
-        methods = cell.get("methods") or []
-        bad = [m for m in methods if m not in METHODS]
-        if not methods or bad:
-            raise GridError(f"cell {name!r}: methods {bad or methods!r}; allowed: {', '.join(METHODS)}")
+        methods = cell.get("methods")
+        ok = isinstance(methods, list) and methods and all(isinstance(m, str) and m in METHODS for m in methods)
+        _need(ok, f"cell {name!r}: methods {methods!r}; allowed: a list of {', '.join(METHODS)}")
         by_method = cell.get("seeds_by_method") or {}
+        _need(isinstance(by_method, dict), f"cell {name!r}: seeds_by_method {by_method!r} must map methods to seeds")
+        for key in ("config", "scale"):
+            _need(isinstance(cell.get(key) or {}, dict), f"cell {name!r}: {key} {cell.get(key)!r} must be a mapping")
+        cell_scale = cell.get("scale") or {}
+        _need(all(isinstance(v, dict) for v in cell_scale.values()), f"cell {name!r}: scale presets must be mappings")
         for mi, method in enumerate(methods):
             seeds = by_method.get(method, cell.get("seeds", [0]))
+            _need(isinstance(seeds, list) and seeds and all(type(x) is int and x >= 0 for x in seeds),
+                  f"cell {name!r}, {method}: seeds {seeds!r}; allowed: a list of integers >= 0")
             for seed in seeds:
-                preset = (cell.get("scale") or {}).get(scale, base)   # a cell may replace the grid's preset
+                preset = cell_scale.get(scale, base)              # a cell may replace the grid's preset
                 d = {**preset, **(cell.get("config") or {}), "method": method, "seed": int(seed)}
                 names = {**Config().to_dict(), **d, "results": out.parent.as_posix()}
                 d = {k: _fill(v, names) for k, v in d.items()}
@@ -269,7 +283,10 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
     if only:
         specs = select(specs, only)
     name = grid.get("name", Path(grid_path).stem)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GridError(f"--out {out}: cannot create it ({e.strerror}); allowed: a writable directory") from None
     atomic_write(out / "grid.yaml", Path(grid_path).read_text())
     index = finished_index(out.parent, out)
     todo = []

@@ -98,3 +98,35 @@ def test_resume_or_eval_refuses_a_changed_data_file(tmp_path):
         Run(cfg, tmp_path / "run", resume=True)
     with pytest.raises(DataError, match="sha256"):
         evaluate_run(tmp_path / "run")
+
+
+ANY = st.one_of(VALUES, st.none(), st.lists(VALUES, max_size=2), st.dictionaries(st.text(max_size=2), VALUES, max_size=2))
+SEEDS = st.one_of(st.lists(st.one_of(st.integers(-2, 3), st.floats(0, 2), st.text(max_size=2)), max_size=3), ANY)
+CELL = st.one_of(ANY, st.fixed_dictionaries({}, optional={
+    "name": st.one_of(st.just("a"), st.text(max_size=4), st.integers(), st.none(), st.just("a/b")),
+    "methods": st.one_of(st.just(["uniform"]), st.lists(st.sampled_from(["uniform", "ats", "bogus", 3]), max_size=3),
+                         ANY),
+    "seeds": SEEDS,
+    "seeds_by_method": st.one_of(st.dictionaries(st.sampled_from(["uniform", "ats"]), SEEDS, max_size=2), ANY),
+    "scale": st.one_of(st.dictionaries(st.sampled_from(["cpu", "gpu"]), ANY, max_size=2), ANY),
+    "config": st.one_of(st.dictionaries(st.sampled_from(["ways", "shots", "steps", "noise_ratio", "nope", "init",
+                                                         "data"]), st.one_of(VALUES, st.just("{seed}{nope}")),
+                                        max_size=3), ANY)}))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(cells=st.one_of(st.lists(CELL, max_size=3), ANY))
+def test_random_grids_never_traceback(cells, tmp_path_factory):
+    """A grid file of any shape: the sweep command expands it (trains nothing: --limit 0) or exits 2
+    with one line; never a traceback."""
+    import yaml
+    from atslib.__main__ import main
+    d = tmp_path_factory.mktemp("grid")
+    (d / "g.yaml").write_text(yaml.safe_dump({"name": "g", "cells": cells}))
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = main(["sweep", str(d / "g.yaml"), "--out", str(d / "res" / "g"), "--limit", "0", "--quiet"])
+    assert code in (0, 2)
+    if code == 2:
+        assert len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
