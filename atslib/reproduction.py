@@ -324,6 +324,55 @@ def claims(df) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def progress_table(experiments="experiments", results="results") -> pd.DataFrame:
+    """Per committed grid: runs planned, done, pending, and CPU-hours of training (wall time) so far."""
+    import json
+    from .sweep import expand, load_grid
+    rows = []
+    for g in sorted(Path(experiments).glob("*.yaml")):
+        specs = expand(load_grid(g), Path(results) / g.stem)
+        done = [s for s in specs if (s.dir / "summary.json").is_file()]
+        secs = sum(json.loads((s.dir / "summary.json").read_text()).get("wall_seconds", 0.0) for s in done
+                   if not (s.dir / "REUSED_FROM").is_file())
+        rows.append({"grid": g.stem, "runs": len(specs), "done": len(done), "pending": len(specs) - len(done),
+                     "CPU hours": round(secs / 3600, 2)})
+    return pd.DataFrame(rows).set_index("grid")
+
+
+START, END = "<!-- results:start (written by notebooks/05_results) -->", "<!-- results:end -->"
+
+
+def markdown(t: pd.DataFrame) -> str:
+    try:
+        return t.to_markdown(index=False)
+    except ImportError:                                   # tabulate missing: plain text still reads
+        return "```\n" + t.to_string(index=False) + "\n```"
+
+
+def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
+    """The results block of REPRODUCTION.md: run progress, then one Markdown table per section."""
+    done, total = int(progress["done"].sum()), int(progress["runs"].sum())
+    hours = float(progress["CPU hours"].sum())
+    out = [f"Runs finished: **{done} of {total}** (runs shared by two grids count in both; {hours:.1f} CPU-hours "
+           "of training so far on the 2-core machine, test time not included)."]
+    out += ["", markdown(progress.reset_index()), ""]
+    for title, t in sections.items():
+        out += [f"### {title}", "", markdown(t), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def update_block(path, text: str) -> bool:
+    """Replace what lies between the START and END markers of ``path``; False if the markers are missing."""
+    path = Path(path)
+    doc = path.read_text()
+    if START not in doc or END not in doc:
+        return False
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{text}{END}{tail}")
+    return True
+
+
 __all__ = ["load_results", "cell_stats", "bns", "paired", "welch", "wide_table", "drug_columns", "bns_row",
            "significance", "gains", "histories", "pool_records", "factor_separation", "prob_correlations",
-           "trend", "claims", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]
+           "trend", "claims", "report", "update_block", "progress_table", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]

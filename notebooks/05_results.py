@@ -31,6 +31,7 @@
 # %% tags=["parameters"]
 RESULTS_DIR = "../results"
 FIG_DIR = None  # None means figures/ of the repository
+REPORT = None  # None means ../REPRODUCTION.md when FIG_DIR is None, else nothing
 SMOKE = False  # no effect, this notebook only reads results
 
 # %%
@@ -47,9 +48,7 @@ fig_dir = Path(FIG_DIR) if FIG_DIR else plots.FIG_DIR
 tab_dir = fig_dir / "tables"
 df = R.load_results(RESULTS_DIR)
 pd.set_option("display.max_colwidth", 200)
-status = pd.concat([pd.read_csv(f) for f in sorted(Path(RESULTS_DIR).glob("*/summary.csv"))], ignore_index=True)
-progress = status.groupby("grid")["status"].value_counts().unstack(fill_value=0)
-progress["CPU hours"] = status.groupby("grid")["wall_seconds"].sum() / 3600
+progress = R.progress_table("../experiments", RESULTS_DIR)
 plots.save_table(progress.reset_index(), "05_progress", tab_dir)
 progress
 
@@ -197,3 +196,20 @@ show(aucs, "05_noise_auc")
 # %%
 cl = R.claims(df)
 show(cl, "05_claims")
+
+# %% [markdown]
+# ## The results block of REPRODUCTION.md
+# When this notebook writes the repository's figures, it also rewrites the block between the
+# `results:start` / `results:end` markers of `REPRODUCTION.md` with the tables above, so the
+# numbers there always match `results/`.
+
+# %%
+sections = {"Claims": cl, "Meta-learning with noise (noise ratio 0.6; accuracy %, drug R²)": noisy_table,
+            "Limited budgets (16 classes; drug: clean tasks)": budget_table, "Ablations": abl_table,
+            "Effect of the noise ratio (1-shot)": ratio_table, "Effect of the drug noise scale η": drug_table,
+            "Effect of the budget (1-shot)": R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")),
+            "Beyond the paper": R.wide_table(df, R.BEYOND, ("uniform", "ats", "rank-sim-loss")),
+            "Significance": sig_show.fillna("–"), "Noise AUC": aucs}
+report_path = REPORT or ("../REPRODUCTION.md" if FIG_DIR is None else None)
+if report_path:
+    print("REPRODUCTION.md updated:", R.update_block(report_path, R.report(sections, progress)))
