@@ -93,3 +93,20 @@ def test_factor_separation_and_trend():
     assert R.trend([1, 2, 3], [2, 4, 6]) == pytest.approx(2.0)
     assert np.isnan(R.trend([1], [1]))
     json.dumps(sep)
+
+
+def test_update_block_rewrites_only_between_the_markers(tmp_path):
+    from atslib import reproduction as R
+    doc = tmp_path / "R.md"
+    doc.write_text(f"intro\n{R.START}\nold numbers\n{R.END}\noutro\n")
+    progress = pd.DataFrame({"grid": ["noisy"], "runs": [4], "done": [3], "pending": [1], "CPU hours": [0.5]}
+                            ).set_index("grid")
+    text = R.report({"T": pd.DataFrame({"a": [1]})}, progress)
+    assert "**3 of 4**" in text and "### T" in text
+    assert R.update_block(doc, text)
+    new = doc.read_text()
+    assert new.startswith("intro\n") and new.endswith(f"{R.END}\noutro\n") and "old numbers" not in new
+    assert R.update_block(doc, text) and doc.read_text() == new                 # idempotent
+    plain = tmp_path / "P.md"
+    plain.write_text("no markers")
+    assert not R.update_block(plain, text) and plain.read_text() == "no markers"
