@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every reproduction grid in priority order, resumably: stop it any time (Ctrl-C, a killed
 # session) and start it again - finished runs are skipped, a half-done run resumes from its
-# checkpoint. Headline cells (uniform and ATS) come first, then the rest.
-# Usage: experiments/run_all.sh [extra sweep options, e.g. --scale gpu]
+# checkpoint. Uniform and ATS of every cell come first, then what each claim needs, then the rest.
+# Usage: experiments/run_all.sh [extra sweep options, e.g. --executor process --workers 2, --scale gpu]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -11,11 +11,15 @@ sweep() { $PY -m atslib sweep "experiments/$1.yaml" --out "results/$1" "${@:2}";
 sweep pretrain "$@"
 sweep noisy --only uniform ats "$@"
 sweep budget --only b16-1shot b16-5shot uniform ats "$@"
-sweep molecules --only eta4 uniform ats "$@"
 sweep noisy --only rank-sim-loss "$@"
+sweep ablations --only 1shot 5shot ats-loss-only ats-sim-only "$@"
+sweep noise-ratio --only uniform ats rank-sim-loss "$@"
+sweep budget --only uniform ats rank-sim-loss gcp "$@"
+sweep molecules --only eta4 uniform ats "$@"
 sweep noisy "$@"
 sweep ablations "$@"
-sweep noise-ratio "$@"
+sweep molecules --only uniform ats "$@"
 sweep beyond "$@"
+sweep noise-ratio "$@"
 sweep budget "$@"
 sweep molecules "$@"
