@@ -21,7 +21,7 @@
 # plots, and the verdict on each claim. Every table is written as CSV and Markdown to
 # `figures/tables/`, every figure to `figures/`.
 #
-# Conventions (see `atslib/reproduction.py`): a cell is the mean over seeds of each run's test
+# Conventions (see `atslib/reproduction.py` and `atslib/claims.py`): a cell is the mean over seeds of each run's test
 # score with a 95% t-interval over seeds; significance is primarily a **paired t-test over the
 # same meta-test tasks** (every run is scored on the same 600 image tasks / the same assays), at
 # level 0.01 as in the paper, secondarily Welch's test over seeds; **BNS** (best non-adaptive
@@ -42,13 +42,14 @@ import numpy as np
 import pandas as pd
 
 from atslib import plots
+from atslib import claims as C
 from atslib import reproduction as R
 
 fig_dir = Path(FIG_DIR) if FIG_DIR else plots.FIG_DIR
 tab_dir = fig_dir / "tables"
 df = R.load_results(RESULTS_DIR)
 pd.set_option("display.max_colwidth", 200)
-progress = R.progress_table("../experiments", RESULTS_DIR)
+progress = C.progress_table("../experiments", RESULTS_DIR)
 plots.save_table(progress.reset_index(), "05_progress", tab_dir)
 progress
 
@@ -68,8 +69,8 @@ def show(t, name):
     return t
 
 
-noisy = R.wide_table(df, {"1-shot": R.NOISY["1-shot"], "5-shot": R.NOISY["5-shot"]})
-drug = R.drug_columns(df, *R.DRUG_NOISY["drug η=4"])
+noisy = R.wide_table(df, {"1-shot": C.NOISY["1-shot"], "5-shot": C.NOISY["5-shot"]})
+drug = R.drug_columns(df, *C.DRUG_NOISY["drug η=4"])
 noisy_table = noisy.merge(drug, on="method", how="outer").fillna("–")
 noisy_table["_o"] = noisy_table["method"].map({m: i for i, m in enumerate(R.METHOD_ORDER)})
 noisy_table = noisy_table.sort_values("_o").drop(columns="_o").reset_index(drop=True)
@@ -79,8 +80,8 @@ show(noisy_table, "05_noisy")
 # ## Limited budgets (clean tasks, 16 meta-training classes; drug: the clean molecular tasks)
 
 # %%
-budget = R.wide_table(df, {"1-shot": R.BUDGET16["1-shot"], "5-shot": R.BUDGET16["5-shot"]})
-budget_table = budget.merge(R.drug_columns(df, *R.DRUG["clean"]), on="method", how="outer").fillna("–")
+budget = R.wide_table(df, {"1-shot": C.BUDGET16["1-shot"], "5-shot": C.BUDGET16["5-shot"]})
+budget_table = budget.merge(R.drug_columns(df, *C.DRUG["clean"]), on="method", how="outer").fillna("–")
 show(budget_table, "05_budget16")
 
 # %% [markdown]
@@ -88,35 +89,35 @@ show(budget_table, "05_budget16")
 
 # %%
 abl_methods = ("ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight", "ats")
-abl = R.wide_table(df, {"1-shot": R.ABLATIONS["1-shot"], "5-shot": R.ABLATIONS["5-shot"]}, abl_methods)
-abl_table = abl.merge(R.drug_columns(df, *R.ABLATIONS["drug η=4"], abl_methods), on="method", how="outer").fillna("–")
+abl = R.wide_table(df, {"1-shot": C.ABLATIONS["1-shot"], "5-shot": C.ABLATIONS["5-shot"]}, abl_methods)
+abl_table = abl.merge(R.drug_columns(df, *C.ABLATIONS["drug η=4"], abl_methods), on="method", how="outer").fillna("–")
 show(abl_table, "05_ablations")
 
 # %% [markdown]
 # ## Effect of the noise ratio (1-shot) and of the drug noise scale, with the BNS row
 
 # %%
-ratio_table = R.wide_table(df, R.RATIOS)
-ratio_table = pd.concat([ratio_table, pd.DataFrame([R.bns_row(df, R.RATIOS)])], ignore_index=True)
+ratio_table = R.wide_table(df, C.RATIOS)
+ratio_table = pd.concat([ratio_table, pd.DataFrame([R.bns_row(df, C.RATIOS)])], ignore_index=True)
 show(ratio_table, "05_noise_ratio")
 
 # %%
-drug_table = R.wide_table(df, R.DRUG, scale=1.0, digits=3)
-drug_table = pd.concat([drug_table, pd.DataFrame([R.bns_row(df, R.DRUG, scale=1.0, digits=3)])], ignore_index=True)
+drug_table = R.wide_table(df, C.DRUG, scale=1.0, digits=3)
+drug_table = pd.concat([drug_table, pd.DataFrame([R.bns_row(df, C.DRUG, scale=1.0, digits=3)])], ignore_index=True)
 show(drug_table, "05_drug_noise")
 
 # %% [markdown]
 # ## Effect of the budget (1-shot, clean tasks)
 
 # %%
-budgets = {f"{b} classes": v for b, v in R.BUDGETS.items()}
+budgets = {f"{b} classes": v for b, v in C.BUDGETS.items()}
 show(R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")), "05_budgets")
 
 # %% [markdown]
 # ## Beyond the paper: equal compute, harder noise, the clean reference
 
 # %%
-show(R.wide_table(df, R.BEYOND, ("uniform", "ats", "rank-sim-loss")), "05_beyond")
+show(R.wide_table(df, C.BEYOND, ("uniform", "ats", "rank-sim-loss")), "05_beyond")
 
 # %% [markdown]
 # ## Significance: ATS against uniform, BNS and the rank-sim-loss ranking
@@ -124,11 +125,11 @@ show(R.wide_table(df, R.BEYOND, ("uniform", "ats", "rank-sim-loss")), "05_beyond
 # `p paired` the paired t-test over meta-test tasks; `p Welch` the test over seeds.
 
 # %%
-settings = {**{f"noisy {k}": v for k, v in R.NOISY.items()}, **{f"ratio {k}": v for k, v in R.RATIOS.items()},
-            **{f"budget16 {k}": v for k, v in R.BUDGET16.items()},
-            **{f"budget {b}": v for b, v in R.BUDGETS.items() if b != 16},
-            **{f"drug {k}": v for k, v in R.DRUG.items()},
-            **{f"beyond {k}": v for k, v in R.BEYOND.items() if k.startswith("flip")}}
+settings = {**{f"noisy {k}": v for k, v in C.NOISY.items()}, **{f"ratio {k}": v for k, v in C.RATIOS.items()},
+            **{f"budget16 {k}": v for k, v in C.BUDGET16.items()},
+            **{f"budget {b}": v for b, v in C.BUDGETS.items() if b != 16},
+            **{f"drug {k}": v for k, v in C.DRUG.items()},
+            **{f"beyond {k}": v for k, v in C.BEYOND.items() if k.startswith("flip")}}
 sig = R.significance(df, settings)
 sig_show = sig.copy()
 for c in sig_show.columns:
@@ -149,8 +150,8 @@ def series(settings, method):
 
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-for ax, sets, xs, xlabel in ((axes[0], R.RATIOS, [0.2, 0.4, 0.6, 0.8], "noise ratio"),
-                             (axes[1], R.BUDGETS, [16, 32, 48, 64], "meta-training classes")):
+for ax, sets, xs, xlabel in ((axes[0], C.RATIOS, [0.2, 0.4, 0.6, 0.8], "noise ratio"),
+                             (axes[1], C.BUDGETS, [16, 32, 48, 64], "meta-training classes")):
     for m in ("uniform", "gcp", "ats", "rank-sim-loss"):
         mean, ci = series(sets, m)
         if np.isfinite(mean).any():
@@ -175,7 +176,7 @@ hist.update({k: v for k, v in R.histories(df, "ablations", "1shot", ("ats-loss-o
 if hist:
     plots.trajectory(hist, "noisy_mass", smooth=10, ax=axes[0], ylabel="probability mass on noisy tasks")
 auc_rows = []
-for g, c in (R.NOISY["1-shot"], R.ABLATIONS["1-shot"], R.NOISY["5-shot"], R.ABLATIONS["5-shot"]):
+for g, c in (C.NOISY["1-shot"], C.ABLATIONS["1-shot"], C.NOISY["5-shot"], C.ABLATIONS["5-shot"]):
     s = R.cell_stats(df, g, c)
     auc_rows += [{"shots": c, **r} for r in s[["method", "noise_auc", "n"]].to_dict("records")]
 aucs = pd.DataFrame(auc_rows, columns=["shots", "method", "noise_auc", "n"]).drop_duplicates(["shots", "method"])
@@ -194,7 +195,7 @@ show(aucs, "05_noise_auc")
 # **does not hold**, or **pending** (its runs have not finished). `REPRODUCTION.md` discusses them.
 
 # %%
-cl = R.claims(df)
+cl = C.claims(df)
 show(cl, "05_claims")
 
 # %% [markdown]
@@ -208,8 +209,8 @@ sections = {"Claims": cl, "Meta-learning with noise (noise ratio 0.6; accuracy %
             "Limited budgets (16 classes; drug: clean tasks)": budget_table, "Ablations": abl_table,
             "Effect of the noise ratio (1-shot)": ratio_table, "Effect of the drug noise scale η": drug_table,
             "Effect of the budget (1-shot)": R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")),
-            "Beyond the paper": R.wide_table(df, R.BEYOND, ("uniform", "ats", "rank-sim-loss")),
+            "Beyond the paper": R.wide_table(df, C.BEYOND, ("uniform", "ats", "rank-sim-loss")),
             "Significance": sig_show.fillna("–"), "Noise AUC": aucs}
 report_path = REPORT or ("../REPRODUCTION.md" if FIG_DIR is None else None)
 if report_path:
-    print("REPRODUCTION.md updated:", R.update_block(report_path, R.report(sections, progress)))
+    print("REPRODUCTION.md updated:", C.update_block(report_path, C.report(sections, progress)))

@@ -71,7 +71,8 @@ def test_tables_and_claims(results):
     assert (t["5-shot"] == "–").all() and t.loc[1, "1-shot"].endswith("(n=2)")
     row = R.bns_row(df, {"1-shot": ("noisy", "1shot")})
     assert row["1-shot"].endswith("[uniform]")
-    cl = R.claims(df).set_index("claim")
+    from atslib import claims as C
+    cl = C.claims(df).set_index("claim")
     first = cl.loc["ATS beats every baseline under noise"]
     assert first["verdict"] == "partly"           # beats uniform and BNS on 1-shot; 5-shot and drug missing
     assert "vs BNS [uniform]" in first["ours"]
@@ -96,7 +97,7 @@ def test_factor_separation_and_trend():
 
 
 def test_update_block_rewrites_only_between_the_markers(tmp_path):
-    from atslib import reproduction as R
+    from atslib import claims as R
     doc = tmp_path / "R.md"
     doc.write_text(f"intro\n{R.START}\nold numbers\n{R.END}\noutro\n")
     progress = pd.DataFrame({"grid": ["noisy"], "runs": [4], "done": [3], "pending": [1], "CPU hours": [0.5]}

@@ -1,0 +1,173 @@
+"""The study's settings and the paper's claims, tested on the sweep results; the REPRODUCTION.md block.
+
+``claims(df)`` states each claim of the paper with its reference numbers, our numbers (from the
+functions of ``reproduction``) and a verdict: holds / partly / does not hold / pending (its runs
+have not finished). ``progress_table`` counts planned and finished runs per grid of
+``experiments/``; ``report`` and ``update_block`` write the results block of REPRODUCTION.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .reproduction import (LEVEL, bns, cell_stats, factor_separation, gains, paired, pool_records,
+                           prob_correlations, trend)
+
+# -- the study's settings: label -> (grid, cell) ----------------------------------------------
+NOISY = {"1-shot": ("noisy", "1shot"), "5-shot": ("noisy", "5shot")}
+DRUG_NOISY = {"drug η=4": ("molecules", "eta4")}
+RATIOS = {r: ("noise-ratio", f"r{r}") for r in ("0.2", "0.4", "0.6", "0.8")}
+BUDGET16 = {"1-shot": ("budget", "b16-1shot"), "5-shot": ("budget", "b16-5shot")}
+BUDGETS = {b: ("budget", f"b{b}-1shot") for b in (16, 32, 48, 64)}
+ABLATIONS = {"1-shot": ("ablations", "1shot"), "5-shot": ("ablations", "5shot"), "drug η=4": ("ablations", "drug-eta4")}
+DRUG = {"clean": ("molecules", "clean"), **{f"η={e}": ("molecules", f"eta{e}") for e in (2, 4, 6, 8)}}
+BEYOND = {"equal compute": ("beyond", "equal-compute"), "flip 0.4": ("beyond", "flip0.4"),
+          "flip 0.2": ("beyond", "flip0.2"), "clean 1-shot": ("beyond", "clean-1shot"),
+          "clean 5-shot": ("beyond", "clean-5shot")}
+
+
+def _pending(claim, paper):
+    return {"claim": claim, "paper": paper, "ours": "runs not finished", "verdict": "pending"}
+
+
+def _two_part_claim(claim, paper, where, values: dict, threshold: float) -> dict:
+    """A claim made of two statistics that should both exceed ``threshold``."""
+    if not all(np.isfinite(v) for v in values.values()):
+        return _pending(claim, paper)
+    k = sum(v > threshold for v in values.values())
+    return {"claim": claim, "paper": paper, "ours": where + ", ".join(f"{n} {v:+.3f}" for n, v in values.items()),
+            "verdict": "holds" if k == len(values) else "partly" if k else "does not hold"}
+
+
+def claims(df) -> pd.DataFrame:
+    """Each claim of the seed with our numbers and a verdict: holds / partly / does not hold / pending."""
+    rows = []
+    # 1. ATS beats every baseline under noise
+    c, paper = "ATS beats every baseline under noise", "1-shot +2.54, 5-shot +3.70 points over uniform; drug R² 0.233 vs 0.202 (η=4); * vs BNS at 0.01"
+    parts, wins_u, wins_all = [], 0, 0
+    settings = {**NOISY, **DRUG_NOISY}
+    for label, (g, cell) in settings.items():
+        du, pu, n = paired(df, g, cell, "ats", "uniform")
+        b = bns(df, g, cell)
+        db, pb, _ = paired(df, g, cell, "ats", b) if b else (float("nan"), float("nan"), 0)
+        dr, pr, _ = paired(df, g, cell, "ats", "rank-sim-loss")
+        if n == 0:
+            continue
+        sc, dg, unit = (100, 2, " pts") if g != "molecules" else (1, 3, " R²")
+        parts.append(f"{label}: vs uniform {du * sc:+.{dg}f}{unit} (p={pu:.2g}), vs BNS [{b}] {db * sc:+.{dg}f} "
+                     f"(p={pb:.2g}), vs rank-sim-loss {dr * sc:+.{dg}f} (p={pr:.2g})")
+        wins_u += int(du > 0 and pu < LEVEL)
+        wins_all += int(du > 0 and pu < LEVEL and db > 0 and pb < LEVEL)
+    if not parts:
+        rows.append(_pending(c, paper))
+    else:
+        verdict = ("holds" if wins_all == len(settings) and len(parts) == len(settings) else
+                   "partly" if wins_u else "does not hold")
+        rows.append({"claim": c, "paper": paper, "ours": "; ".join(parts), "verdict": verdict})
+    # 2. gain over uniform grows with the noise ratio
+    c, paper = "the gain over uniform is larger at high noise", "+2.1, +1.6, +2.5, +5.7 at ratios 0.2-0.8"
+    gn = gains(df, RATIOS).dropna(subset=["gain"])
+    if len(gn) < 2:
+        rows.append(_pending(c, paper))
+    else:
+        x = gn["setting"].astype(float)
+        slope = trend(x, gn["gain"] * 100)
+        ours = ", ".join(f"{r}: {v * 100:+.2f}" for r, v in zip(gn["setting"], gn["gain"])) + f"; slope {slope:+.2f} pts per unit ratio"
+        hi_lo = gn["gain"].iloc[-1] > gn["gain"].iloc[0]
+        rows.append({"claim": c, "paper": paper, "ours": ours + ("" if len(gn) == 4 else f" ({len(gn)}/4 ratios)"),
+                     "verdict": ("holds" if slope > 0 and hi_lo else "partly" if slope > 0 or hi_lo else "does not hold")
+                     if len(gn) == 4 else "pending"})
+    # 3. gain shrinks as the budget grows
+    c, paper = "the gain over uniform shrinks as the budget grows", "+1.54, +1.20, +0.82, +0.54 at 16, 32, 48, 64 classes"
+    gb = gains(df, {str(k): v for k, v in BUDGETS.items()}).dropna(subset=["gain"])
+    if len(gb) < 2:
+        rows.append(_pending(c, paper))
+    else:
+        slope = trend(gb["setting"].astype(float), gb["gain"] * 100)
+        ours = ", ".join(f"{b} classes: {v * 100:+.2f} (p={p:.2g})" for b, v, p in zip(gb["setting"], gb["gain"], gb["p"]))
+        pos16 = gb["gain"].iloc[0] > 0
+        rows.append({"claim": c, "paper": paper, "ours": ours + f"; slope {slope * 16:+.2f} pts per 16 classes",
+                     "verdict": ("holds" if slope < 0 and pos16 else "partly" if slope < 0 or pos16 else "does not hold")
+                     if len(gb) == 4 else "pending"})
+    # 4. both factors are needed
+    c, paper = "both factors are needed (each single-factor ablation is below ATS)", "loss-only and sim-only below ATS everywhere"
+    parts, ok, n = [], 0, 0
+    for label, (g, cell) in ABLATIONS.items():
+        s = cell_stats(df, g, cell, ("ats", "ats-loss-only", "ats-sim-only")).set_index("method")
+        if len(s) < 3:
+            continue
+        n += 1
+        sc = 100 if g != "ablations" or "drug" not in cell else 1
+        lo, si = (s.loc["ats", "mean"] - s.loc["ats-loss-only", "mean"]), (s.loc["ats", "mean"] - s.loc["ats-sim-only", "mean"])
+        ok += int(lo > 0 and si > 0)
+        parts.append(f"{label}: ATS − loss-only {lo * sc:+.{2 if sc == 100 else 3}f}, ATS − sim-only {si * sc:+.{2 if sc == 100 else 3}f}")
+    rows.append(_pending(c, paper) if n == 0 else {
+        "claim": c, "paper": paper, "ours": "; ".join(parts),
+        "verdict": "holds" if ok == n == 3 else "partly" if ok else "does not hold"})
+    # 5. noisy tasks: high loss, low similarity; 6. limited budget: valuable tasks at high loss and high similarity
+    sep = factor_separation(pool_records(df, "noisy", "1shot", "ats"))
+    rows.append(_two_part_claim(
+        "noisy tasks sit at high loss and low gradient similarity", "scatter plots: noisy tasks high loss / low sim",
+        "1-shot, noise 0.6, ATS pools (2nd half): ", {"AUC(noisy | high loss)": sep["auc_loss"],
+                                                      "AUC(noisy | low similarity)": sep["auc_low_sim"]}, 0.6))
+    rc = prob_correlations(pool_records(df, "budget", "b16-1shot", "ats"))
+    rows.append(_two_part_claim(
+        "with a limited budget, ATS favours tasks of high loss and high similarity",
+        "scatter: chosen tasks high loss, high sim", "16 classes, 1-shot, ATS pools (2nd half): ",
+        {"Spearman(prob, loss)": rc["rho_loss"], "Spearman(prob, similarity)": rc["rho_sim"]}, 0.0))
+    return pd.DataFrame(rows)
+
+
+def progress_table(experiments="experiments", results="results") -> pd.DataFrame:
+    """Per committed grid: runs planned, done, pending, and CPU-hours of training (wall time) so far."""
+    from .sweep import expand, load_grid
+    rows = []
+    for g in sorted(Path(experiments).glob("*.yaml")):
+        specs = expand(load_grid(g), Path(results) / g.stem)
+        done = [s for s in specs if (s.dir / "summary.json").is_file()]
+        secs = sum(json.loads((s.dir / "summary.json").read_text()).get("wall_seconds", 0.0) for s in done
+                   if not (s.dir / "REUSED_FROM").is_file())
+        rows.append({"grid": g.stem, "runs": len(specs), "done": len(done), "pending": len(specs) - len(done),
+                     "CPU hours": round(secs / 3600, 2)})
+    return pd.DataFrame(rows).set_index("grid")
+
+
+START, END = "<!-- results:start (written by notebooks/05_results) -->", "<!-- results:end -->"
+
+
+def markdown(t: pd.DataFrame) -> str:
+    try:
+        return t.to_markdown(index=False)
+    except ImportError:                                   # tabulate missing: plain text still reads
+        return "```\n" + t.to_string(index=False) + "\n```"
+
+
+def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
+    """The results block of REPRODUCTION.md: run progress, then one Markdown table per section."""
+    done, total = int(progress["done"].sum()), int(progress["runs"].sum())
+    hours = float(progress["CPU hours"].sum())
+    out = [f"Runs finished: **{done} of {total}** (runs shared by two grids count in both; {hours:.1f} CPU-hours "
+           "of training so far on the 2-core machine, test time not included)."]
+    out += ["", markdown(progress.reset_index()), ""]
+    for title, t in sections.items():
+        out += [f"### {title}", "", markdown(t), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def update_block(path, text: str) -> bool:
+    """Replace what lies between the START and END markers of ``path``; False if the markers are missing."""
+    path = Path(path)
+    doc = path.read_text()
+    if START not in doc or END not in doc:
+        return False
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{text}{END}{tail}")
+    return True
+
+
+__all__ = ["claims", "report", "update_block", "progress_table", "NOISY", "DRUG_NOISY", "RATIOS", "BUDGET16",
+           "BUDGETS", "ABLATIONS", "DRUG", "BEYOND", "START", "END"]
