@@ -47,7 +47,8 @@ import pandas as pd
 from .config import METHODS, Config, ConfigError
 from .runs import atomic_write, write_csv
 
-RECORD_FILES = ("config.json", "summary.json", "history.csv", "test_scores.csv", "pool.csv.gz", "best.pt")
+# summary.json last: a run counts as finished once it exists, so it is written after everything else
+RECORD_FILES = ("config.json", "history.csv", "test_scores.csv", "pool.csv.gz", "best.pt", "summary.json")
 FIRST = ("uniform", "ats")                     # run these first in every cell
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
             "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done")
@@ -107,7 +108,7 @@ def expand(grid: dict, out, scale: str = "cpu") -> list[RunSpec]:
     presets = grid.get("scale") or {}
     _need(isinstance(presets, dict) and all(isinstance(v, dict) for v in presets.values()),
           f"grid 'scale' {presets!r} must map preset names to option dicts")
-    if presets and scale not in presets:
+    if scale not in (presets or {"cpu": None}):
         raise GridError(f"--scale {scale!r}: allowed: {', '.join(map(str, presets))}")
     base = dict(presets.get(scale) or {})
     specs, seen = [], set()
@@ -124,6 +125,8 @@ def expand(grid: dict, out, scale: str = "cpu") -> list[RunSpec]:
         _need(ok, f"cell {name!r}: methods {methods!r}; allowed: a list of {', '.join(METHODS)}")
         by_method = cell.get("seeds_by_method") or {}
         _need(isinstance(by_method, dict), f"cell {name!r}: seeds_by_method {by_method!r} must map methods to seeds")
+        _need(set(by_method) <= set(methods), f"cell {name!r}: seeds_by_method names {sorted(set(by_method) - set(methods))}"
+                                             f", not among the cell's methods {methods}")
         for key in ("config", "scale"):
             _need(isinstance(cell.get(key) or {}, dict), f"cell {name!r}: {key} {cell.get(key)!r} must be a mapping")
         cell_scale = cell.get("scale") or {}
@@ -175,9 +178,18 @@ def train_one(config: dict, out: str, ship: bool = False) -> dict:
     return res
 
 
-def _ray_train(config: dict, out: str) -> dict:
-    """A Ray task: train where the worker can write (the driver's path, else a temporary folder)."""
+def _ray_train(config: dict, out: str, cwd: str, init_files: dict) -> dict:
+    """A Ray task. It works in the driver's folder when this node sees it (one machine, a shared file
+    system), else in a temporary folder where the ``--init`` checkpoint sent along is laid out at
+    the same relative path, so the run's config is the driver's, unchanged."""
+    import os
     import tempfile
+    work = cwd if Path(cwd).is_dir() else tempfile.mkdtemp(prefix="atslib-ray-")
+    os.chdir(work)
+    init = config.get("init")
+    if init and not (Path(init) / "best.pt").is_file():
+        for f, data in init_files.items():
+            atomic_write(Path(init) / f, data)
     target = Path(out)
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -187,9 +199,29 @@ def _ray_train(config: dict, out: str) -> dict:
             return train_one(config, tmp, ship=True)
 
 
+def _init_files(config: dict) -> dict:
+    init = config.get("init")
+    if not init:
+        return {}
+    return {f: (Path(init) / f).read_bytes() for f in ("config.json", "best.pt") if (Path(init) / f).is_file()}
+
+
 # -- bookkeeping ---------------------------------------------------------------------------
 def is_done(spec: RunSpec) -> bool:
     return (spec.dir / "summary.json").is_file()
+
+
+def check_same_config(spec: RunSpec) -> None:
+    """A finished run must have been trained with the spec's options (another --scale, an edited grid)."""
+    try:
+        saved = json.loads((spec.dir / "config.json").read_text())["config"]
+        same = _canon(saved) == _canon(spec.config)
+    except (OSError, ValueError, KeyError, ConfigError):
+        saved, same = {}, False
+    if not same:
+        diff = sorted(k for k in spec.config if saved.get(k) != spec.config[k])
+        raise GridError(f"run {spec.name} in {spec.dir.parent.parent}: finished with other options {diff}; allowed: "
+                        f"the grid as it was run, or another --out for another scale or grid")
 
 
 def _canon(config: dict) -> str:
@@ -279,9 +311,8 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
         raise GridError(f"--workers {workers!r}: must be an integer >= 1")
     grid = load_grid(grid_path)
     out = Path(out)
-    specs = expand(grid, out, scale)
-    if only:
-        specs = select(specs, only)
+    every = expand(grid, out, scale)            # the tables always cover the whole grid
+    specs = select(every, only) if only else every
     name = grid.get("name", Path(grid_path).stem)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +321,9 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
     atomic_write(out / "grid.yaml", Path(grid_path).read_text())
     index = finished_index(out.parent, out)
     todo = []
+    for s in every:
+        if is_done(s):
+            check_same_config(s)
     for s in specs:
         if is_done(s):
             continue
@@ -301,7 +335,7 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
     if limit is not None:
         todo = todo[:limit]
     _check_inits(todo)
-    write_tables(specs, out, name)
+    write_tables(every, out, name)
     from tqdm.auto import tqdm
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"sweep {name}", unit="run",
                disable=not progress)
@@ -312,9 +346,10 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
             failures.append((spec.name, error))
             print(f"sweep {name}: run {spec.name} failed: {error}", file=sys.stderr)
         elif result is not None and "files" in result:
-            for f, data in result["files"].items():
-                atomic_write(spec.dir / f, data)
-        write_tables(specs, out, name)
+            for f in RECORD_FILES:                      # summary.json last
+                if f in result["files"]:
+                    atomic_write(spec.dir / f, result["files"][f])
+        write_tables(every, out, name)
         bar.update(1)
         bar.set_postfix_str(spec.name, refresh=True)
 
@@ -344,16 +379,17 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
         if not ray.is_initialized():
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
         remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_ray_train)
-        refs = {remote.remote(s.config, str(s.dir.resolve())): s for s in todo}
+        import os
+        refs = {remote.remote(s.config, str(s.dir.resolve()), os.getcwd(), _init_files(s.config)): s for s in todo}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             try:
                 done(refs[ready[0]], ray.get(ready[0]))
             except Exception as e:  # noqa: BLE001
-                done(refs[ready[0]], error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
+                done(refs[ready[0]], error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
     bar.close()
-    df = write_tables(specs, out, name)
+    df = write_tables(every, out, name)
     n_done = int((df["status"] == "done").sum())
     print(f"sweep {name}: {n_done}/{len(df)} runs done ({len(todo) - len(failures)} trained now in "
           f"{time.perf_counter() - t0:.0f} s, {len(failures)} failed); tables in {out}/summary.csv, {out}/cells.csv")

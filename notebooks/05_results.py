@@ -30,6 +30,7 @@
 
 # %% tags=["parameters"]
 RESULTS_DIR = "../results"
+EXPERIMENTS_DIR = "../experiments"
 FIG_DIR = None  # None means figures/ of the repository
 REPORT = None  # None means ../REPRODUCTION.md when FIG_DIR is None, else nothing
 SMOKE = False  # no effect, this notebook only reads results
@@ -49,7 +50,7 @@ fig_dir = Path(FIG_DIR) if FIG_DIR else plots.FIG_DIR
 tab_dir = fig_dir / "tables"
 df = R.load_results(RESULTS_DIR)
 pd.set_option("display.max_colwidth", 200)
-progress = C.progress_table("../experiments", RESULTS_DIR)
+progress = C.progress_table(EXPERIMENTS_DIR, RESULTS_DIR)
 plots.save_table(progress.reset_index(), "05_progress", tab_dir)
 progress
 

@@ -62,7 +62,7 @@ def test_missing_grid_file_and_bad_only(tmp_path):
 
 
 def test_sweep_runs_skips_finished_runs_and_reuses_sibling_grids(tmp_path):
-    from atslib.sweep import run_sweep
+    from atslib.sweep import GridError, run_sweep
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0, 1]}])
     out = tmp_path / "res" / "g"
     assert run_sweep(g, out, progress=False) == 0
@@ -74,7 +74,15 @@ def test_sweep_runs_skips_finished_runs_and_reuses_sibling_grids(tmp_path):
     assert cells.set_index("method").loc["uniform", "mean"] == pytest.approx(mean_u)
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")}
     assert run_sweep(g, out, progress=False) == 0                   # nothing left to do
+    assert run_sweep(g, out, progress=False, only=["ats"]) == 0     # --only: the tables still cover the grid
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")} == mtimes
+    assert len(pd.read_csv(out / "summary.csv")) == 4
+    # the same folder with other options (another scale, an edited grid) is refused, not mixed
+    g_other = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0, 1]}],
+                         {**TINY, "steps": 5})
+    with pytest.raises(GridError, match="finished with other options \\['steps'\\]"):
+        run_sweep(g_other, out, progress=False)
+    write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0, 1]}])
     # a second grid sharing a cell copies the finished runs instead of training them again
     g2 = write_grid(tmp_path / "g2.yaml", [{"name": "d", "methods": ["uniform"], "seeds": [1]}])
     assert run_sweep(g2, tmp_path / "res" / "g2", progress=False) == 0
