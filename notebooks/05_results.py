@@ -70,11 +70,14 @@ def show(t, name):
     return t
 
 
+def with_drug(t, drug, order=R.METHOD_ORDER):
+    """Image columns and drug columns side by side, rows in the paper's order."""
+    t = t.merge(drug, on="method", how="outer").fillna("–")
+    return t.sort_values("method", key=lambda m: m.map({k: i for i, k in enumerate(order)})).reset_index(drop=True)
+
+
 noisy = R.wide_table(df, {"1-shot": C.NOISY["1-shot"], "5-shot": C.NOISY["5-shot"]})
-drug = R.drug_columns(df, *C.DRUG_NOISY["drug η=4"])
-noisy_table = noisy.merge(drug, on="method", how="outer").fillna("–")
-noisy_table["_o"] = noisy_table["method"].map({m: i for i, m in enumerate(R.METHOD_ORDER)})
-noisy_table = noisy_table.sort_values("_o").drop(columns="_o").reset_index(drop=True)
+noisy_table = with_drug(noisy, R.drug_columns(df, *C.DRUG_NOISY["drug η=4"]))
 show(noisy_table, "05_noisy")
 
 # %% [markdown]
@@ -82,7 +85,7 @@ show(noisy_table, "05_noisy")
 
 # %%
 budget = R.wide_table(df, {"1-shot": C.BUDGET16["1-shot"], "5-shot": C.BUDGET16["5-shot"]})
-budget_table = budget.merge(R.drug_columns(df, *C.DRUG["clean"]), on="method", how="outer").fillna("–")
+budget_table = with_drug(budget, R.drug_columns(df, *C.DRUG["clean"]))
 show(budget_table, "05_budget16")
 
 # %% [markdown]
@@ -91,7 +94,7 @@ show(budget_table, "05_budget16")
 # %%
 abl_methods = ("ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight", "ats")
 abl = R.wide_table(df, {"1-shot": C.ABLATIONS["1-shot"], "5-shot": C.ABLATIONS["5-shot"]}, abl_methods)
-abl_table = abl.merge(R.drug_columns(df, *C.ABLATIONS["drug η=4"], abl_methods), on="method", how="outer").fillna("–")
+abl_table = with_drug(abl, R.drug_columns(df, *C.ABLATIONS["drug η=4"], abl_methods), abl_methods)
 show(abl_table, "05_ablations")
 
 # %% [markdown]
