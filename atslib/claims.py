@@ -81,7 +81,8 @@ def claims(df) -> pd.DataFrame:
     else:
         x = gn["setting"].astype(float)
         slope = trend(x, gn["gain"] * 100)
-        ours = ", ".join(f"{r}: {v * 100:+.2f}" for r, v in zip(gn["setting"], gn["gain"])) + f"; slope {slope:+.2f} pts per unit ratio"
+        ours = (", ".join(f"{r}: {v * 100:+.2f} (p={p:.2g})" for r, v, p in zip(gn["setting"], gn["gain"], gn["p"]))
+                + f"; slope {slope:+.2f} pts per unit ratio")
         hi_lo = gn["gain"].iloc[-1] > gn["gain"].iloc[0]
         rows.append({"claim": c, "paper": paper, "ours": ours + ("" if len(gn) == 4 else f" ({len(gn)}/4 ratios)"),
                      "verdict": ("holds" if slope > 0 and hi_lo else "partly" if slope > 0 or hi_lo else "does not hold")
