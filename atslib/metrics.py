@@ -14,6 +14,15 @@ def mean_ci95(x) -> tuple[float, float]:
     return float(x.mean()), float(1.96 * x.std() / math.sqrt(x.size))
 
 
+def t_ci95(x) -> float:
+    """Half-width of the 95% Student-t interval of the mean of a few values (e.g. seeds); NaN for n < 2."""
+    from scipy import stats
+    x = np.asarray(x, dtype=float)
+    if x.size < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
 def auc(score, positive) -> float:
     """P(score of a random positive > score of a random negative), ties counted 1/2; NaN if one class is empty."""
     score, positive = np.asarray(score, dtype=float), np.asarray(positive, dtype=bool)

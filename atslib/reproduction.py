@@ -13,11 +13,12 @@ Pure functions over ``results/<grid>/summary.csv`` and the runs' ``test_scores.c
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .metrics import t_ci95
 
 # BNS candidates: the paper's non-adaptive schedulers. uniform-val (our control) is left out: it
 # meta-trains on meta-val tasks, so its validation score is optimistic and cannot choose fairly.
@@ -51,12 +52,6 @@ def task_scores(run_dir) -> pd.Series:
     return t["acc"] if "acc" in t else t["r2"]
 
 
-def _ci(v) -> float:
-    from scipy import stats
-    v = np.asarray(v, dtype=float)
-    return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-
-
 def cell_stats(df, grid, cell, methods=METHOD_ORDER) -> pd.DataFrame:
     """Per method of a cell: seeds, mean and CI of the test score, r2 median / count, val, noise AUC."""
     rows = []
@@ -65,7 +60,7 @@ def cell_stats(df, grid, cell, methods=METHOD_ORDER) -> pd.DataFrame:
         if r.empty:
             continue
         v = r["test_mean"].astype(float)
-        rows.append({"method": m, "n": len(r), "mean": float(v.mean()), "ci95": _ci(v),
+        rows.append({"method": m, "n": len(r), "mean": float(v.mean()), "ci95": t_ci95(v),
                      "val": float(r["best_val"].astype(float).mean()),
                      "r2_median": float(r["r2_median"].astype(float).mean()) if "r2_median" in r else float("nan"),
                      "r2_gt_03": float(r["r2_gt_03"].astype(float).mean()) if "r2_gt_03" in r else float("nan"),

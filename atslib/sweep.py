@@ -34,14 +34,11 @@ which writes them, so a cluster needs no shared file system.
 from __future__ import annotations
 
 import json
-import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .config import METHODS, Config, ConfigError
@@ -268,21 +265,18 @@ def summary_rows(specs: list[RunSpec], grid_name: str) -> pd.DataFrame:
 
 def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per (cell, method): n seeds, mean and 95% CI (t over seeds) of the run's headline score."""
-    done = df[df["status"] == "done"].copy()
+    done = df[df["status"] == "done"]
     if done.empty:
         return pd.DataFrame(columns=["cell", "method", "n", "metric", "mean", "ci95"])
-    from scipy import stats
-    done["score"] = done["test_mean"].where(done["test_mean"].notna(), done.get("r2_mean"))
+    from .metrics import t_ci95
     out = []
     for (cell, method), g in done.groupby(["cell", "method"], sort=False):
-        v = g["score"].astype(float).to_numpy()
-        ci = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+        v = g["test_mean"].astype(float)                   # accuracy; mean R^2 on molecules
         out.append({"cell": cell, "method": method, "n": len(v),
-                    "metric": "test_acc" if g["test_mean"].notna().all() else "r2_mean",
-                    "mean": float(v.mean()), "ci95": ci,
+                    "metric": "r2_mean" if (g["dataset"] == "molecules").all() else "test_acc",
+                    "mean": float(v.mean()), "ci95": t_ci95(v),
                     "noise_auc": float(g["noise_auc"].astype(float).mean()) if "noise_auc" in g else float("nan")})
     return pd.DataFrame(out)
-
 
 def write_tables(specs, out: Path, grid_name: str) -> pd.DataFrame:
     df = summary_rows(specs, grid_name)
