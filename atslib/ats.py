@@ -37,11 +37,13 @@ class ATS(Method):
         self.columns = {"ats-loss-only": ("loss",), "ats-sim-only": ("sim",)}.get(cfg.method, ("loss", "sim"))
         self.net = SchedulerNet(len(self.columns), cfg.scheduler_hidden,
                                 generator=stream(cfg.seed, 0, "scheduler-init"),
-                                zero_output=cfg.method != "ats-random-phi").to(setup.device)
+                                zero_output=cfg.method != "ats-random-phi")
+        # phi lives on the CPU whatever theta's device: a 2-layer MLP over P rows is dozens of tiny
+        # kernels (and host syncs in the draw) on a GPU; its inputs, the factors, are already on the CPU
+        self.device = torch.device("cpu")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.scheduler_lr)
         self.baseline = Baseline(cfg.baseline_momentum)
         self.train_phi = cfg.method != "ats-random-phi"
-        self.device = setup.device
 
     # -- pieces ------------------------------------------------------------------------
     def inputs(self, f) -> torch.Tensor:
@@ -128,8 +130,8 @@ class ATSReweight(ATS):
     def select(self, ctx):
         x = self.inputs(ctx.factors())
         info = {}
-        w = torch.softmax(self.net(x, ctx.progress), 0)                    # (P,)
-        val_loss = ctx.val_loss_differentiable(ctx.lookahead_weighted(w))
+        w = torch.softmax(self.net(x, ctx.progress), 0)                    # (P,), cpu
+        val_loss = ctx.val_loss_differentiable(ctx.lookahead_weighted(w.to(ctx.device)))
         grads = torch.autograd.grad(val_loss, list(self.net.parameters()))
         self.opt.zero_grad(set_to_none=True)
         for prm, g in zip(self.net.parameters(), grads):
@@ -141,5 +143,5 @@ class ATSReweight(ATS):
             w = torch.softmax(logits, 0)
         info["entropy"] = entropy(w)
         P = ctx.pool_size
-        return Selection(torch.arange(P, device=self.device), w.cpu(), score=logits.cpu(), weights=w,
+        return Selection(torch.arange(P), w, score=logits, weights=w.to(ctx.device),
                          update=ctx.step >= self.cfg.warmup, info=info)

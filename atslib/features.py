@@ -66,15 +66,14 @@ def _grads_batched(model, p, x, y, m=None):
 
 def _similarities(g_s: dict, g_q: dict):
     layers = sorted({layer_of(k) for k in g_s}, key=lambda s: (s == "head", s))
-    P = next(iter(g_s.values())).shape[0]
-    dot_l = torch.zeros(P, len(layers), dtype=torch.float64)
-    ns_l, nq_l = torch.zeros_like(dot_l), torch.zeros_like(dot_l)
-    for k in g_s:
+    g0 = next(iter(g_s.values()))
+    dev = "cpu" if g0.device.type == "mps" else g0.device        # (mps has no float64)
+    sums = torch.zeros(3, g0.shape[0], len(layers), dtype=torch.float64, device=dev)
+    for k in g_s:                            # on the gradients' device, one transfer at the end
         j = layers.index(layer_of(k))
-        a, b = g_s[k].flatten(1).double().cpu(), g_q[k].flatten(1).double().cpu()
-        dot_l[:, j] += (a * b).sum(1)
-        ns_l[:, j] += (a * a).sum(1)
-        nq_l[:, j] += (b * b).sum(1)
+        a, b = (g[k].detach().flatten(1).to(dev, torch.float64) for g in (g_s, g_q))
+        sums[:, :, j] += torch.stack([(a * b).sum(1), (a * a).sum(1), (b * b).sum(1)])
+    dot_l, ns_l, nq_l = sums.cpu()
     eps = 1e-20
     dot = dot_l.sum(1)
     cos = dot / (ns_l.sum(1).sqrt() * nq_l.sum(1).sqrt() + eps)
@@ -88,12 +87,14 @@ def pool_factors(model, p: dict, tasks, steps: int, lr: float, inner: str = "ani
         path = "batched" if tasks.x_s.is_cuda else "loop"
     if path not in ("loop", "batched"):
         raise ValueError(f"path {path!r}: allowed: loop, batched")
-    p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+    pd = {k: v.detach() for k, v in p.items()}
+    # torch.func.grad needs no requires_grad; a leaf that had it would make its gradients
+    # differentiable (an outer graph kept alive for nothing)
+    p = pd if path == "batched" else {k: v.detach().requires_grad_(True) for k, v in pd.items()}
     grads = _grads_batched if path == "batched" else _grads_loop
     g_s, f_s = grads(model, p, tasks.x_s, tasks.y_s, tasks.m_s)
     g_q, f_q = grads(model, p, tasks.x_q, tasks.y_q, tasks.m_q)
     dot, cos, layer_cos, layers = _similarities(g_s, g_q)
-    pd = {k: v.detach() for k, v in p.items()}
     with torch.no_grad():
         if inner == "anil":
             out = maml.anil_outputs(model, pd, tasks, steps, lr, first_order=True, features=(f_s, f_q))

@@ -121,7 +121,8 @@ def pytest_checks(dev) -> dict:
                              for v in mark.args[1]]
             for case in cases:
                 label = f"{mod.__name__}::{name}" + (f"[{','.join(map(str, case.values()))}]" if case else "")
-                out[label] = functools.partial(fn, images=images, **case)
+                fixture = {"images": images} if "images" in inspect.signature(fn).parameters else {}
+                out[label] = functools.partial(fn, **fixture, **case)
     return out
 
 

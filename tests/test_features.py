@@ -44,10 +44,11 @@ def test_factors_match_reference(images, path):
     assert ((f.layer_cos >= -1 - 1e-6) & (f.layer_cos <= 1 + 1e-6)).all()
 
 
-def test_factors_leave_no_graph(images):
+@pytest.mark.parametrize("path", ["loop", "batched"])
+def test_factors_leave_no_graph(images, path):
     model = tiny_model(images)
     tasks = tiny_tasks(images, n=2)
-    f = pool_factors(model, dict(model.named_parameters()), tasks, 2, 0.1)
+    f = pool_factors(model, dict(model.named_parameters()), tasks, 2, 0.1, path=path)
     assert not any(t.requires_grad for t in (f.loss, f.sim_dot, f.sim_cos))
     assert all(p.grad is None for p in model.parameters())
 
