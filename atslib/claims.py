@@ -26,7 +26,7 @@ ABLATIONS = {"1-shot": ("ablations", "1shot"), "5-shot": ("ablations", "5shot"),
 DRUG = {"clean": ("molecules", "clean"), **{f"η={e}": ("molecules", f"eta{e}") for e in (2, 4, 6, 8)}}
 BEYOND = {"equal compute": ("beyond", "equal-compute"), "flip 0.4": ("beyond", "flip0.4"),
           "flip 0.2": ("beyond", "flip0.2"), "clean 1-shot": ("beyond", "clean-1shot"),
-          "clean 5-shot": ("beyond", "clean-5shot")}
+          "clean 5-shot": ("beyond", "clean-5shot"), "1000 steps": ("long", "1shot")}
 
 
 def _pending(claim, paper):
@@ -133,7 +133,8 @@ def claims(df) -> pd.DataFrame:
 
 
 def progress_table(experiments="experiments", results="results") -> pd.DataFrame:
-    """Per committed grid: runs planned, done, pending, and CPU-hours of training (wall time) so far."""
+    """Per committed grid: runs planned, done, pending, and hours of training (wall time) so far,
+    on CPUs and on GPUs (read from each run's ``device``)."""
     from .sweep import expand, load_grid
     rows = []
     grids = sorted(Path(experiments).glob("*.yaml"))
@@ -142,10 +143,14 @@ def progress_table(experiments="experiments", results="results") -> pd.DataFrame
     for g in grids:
         specs = expand(load_grid(g), Path(results) / g.stem)
         done = [s for s in specs if (s.dir / "summary.json").is_file()]
-        secs = sum(json.loads((s.dir / "summary.json").read_text()).get("wall_seconds", 0.0) for s in done
-                   if not (s.dir / "REUSED_FROM").is_file())
+        secs = {"cpu": 0.0, "cuda": 0.0}
+        for s in done:
+            if not (s.dir / "REUSED_FROM").is_file():
+                summ = json.loads((s.dir / "summary.json").read_text())
+                kind = "cuda" if str(summ.get("device", "cpu")).startswith("cuda") else "cpu"
+                secs[kind] += summ.get("wall_seconds", 0.0)
         rows.append({"grid": g.stem, "runs": len(specs), "done": len(done), "pending": len(specs) - len(done),
-                     "CPU hours": round(secs / 3600, 2)})
+                     "CPU hours": round(secs["cpu"] / 3600, 2), "GPU hours": round(secs["cuda"] / 3600, 2)})
     return pd.DataFrame(rows).set_index("grid")
 
 
@@ -163,8 +168,10 @@ def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
     """The results block of REPRODUCTION.md: run progress, then one Markdown table per section."""
     done, total = int(progress["done"].sum()), int(progress["runs"].sum())
     hours = float(progress["CPU hours"].sum())
+    gpu = float(progress["GPU hours"].sum()) if "GPU hours" in progress else 0.0
     out = [f"Runs finished: **{done} of {total}** (runs shared by two grids count in both; {hours:.1f} CPU-hours "
-           "of training so far on the 2-core machine, test time not included)."]
+           "of training so far on the 2-core machine" + (f" and {gpu:.2f} GPU-hours on an H100" if gpu else "")
+           + ", test time not included)."]
     out += ["", markdown(progress.reset_index()), ""]
     for title, t in sections.items():
         out += [f"### {title}", "", markdown(t), ""]
