@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} TQDM_DISABLE=${TQDM_DISABLE:-1}
-sweep() { $PY -m atslib sweep "experiments/$1.yaml" --out "results/$1" "${@:2}"; }
+failed=0   # a grid with a failed run (e.g. a diverged training) does not stop the later grids
+sweep() { $PY -m atslib sweep "experiments/$1.yaml" --out "results/$1" "${@:2}" || failed=1; }
 sweep pretrain "$@"
 sweep noisy --only uniform ats "$@"
 sweep budget --only b16-1shot b16-5shot uniform ats "$@"
@@ -23,3 +24,4 @@ sweep beyond "$@"
 sweep noise-ratio "$@"
 sweep budget "$@"
 sweep molecules "$@"
+exit $failed
