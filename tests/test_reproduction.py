@@ -1,6 +1,7 @@
 """The reproduction analysis on a synthetic results folder: cell means, paired tests over the same
 tasks, BNS chosen on validation (not test), claims."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -111,3 +112,19 @@ def test_update_block_rewrites_only_between_the_markers(tmp_path):
     plain = tmp_path / "P.md"
     plain.write_text("no markers")
     assert not R.update_block(plain, text) and plain.read_text() == "no markers"
+
+
+def test_drug_claim_pairs_ats_with_rank_sim_loss_from_the_ablation_cell(tmp_path):
+    """The molecules grid has no rank-sim-loss; the drug claim takes it from ablations/drug-eta4."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.0, 0.3, 100)
+    ats = [base + 0.01 + rng.normal(0, 0.02, 100) for _ in range(3)]
+    fake_results(tmp_path, {
+        ("molecules", "eta4"): {"uniform": (0.1, [base + rng.normal(0, 0.02, 100) for _ in range(3)]),
+                                "ats": (0.2, ats)},
+        ("ablations", "drug-eta4"): {"ats": (0.2, ats), "rank-sim-loss": (0.3, [a + 0.02 + rng.normal(0, 0.005, 100) for a in ats])}})
+    from atslib import claims as C
+    from atslib import reproduction as R
+    first = C.claims(R.load_results(tmp_path)).set_index("claim").loc["ATS beats every baseline under noise"]
+    drug = first["ours"].split("drug η=4:")[1]
+    assert re.search(r"vs rank-sim-loss -0\.0(19|20|21) \(p=", drug) and "nan" not in drug
