@@ -136,23 +136,26 @@ def claims(df) -> pd.DataFrame:
 
 
 def progress_table(experiments="experiments", results="results") -> pd.DataFrame:
-    """Per committed grid: runs planned, done, pending, and hours of training (wall time) so far,
-    on CPUs and on GPUs (read from each run's ``device``)."""
-    from .sweep import expand, load_grid
+    """Per committed grid: runs planned, done, failed (a FAILED record, no summary), pending, and the
+    hours of training (wall time summed over runs) on CPUs and on GPUs (each run's ``device``)."""
+    from .sweep import expand, load_grid, status
     rows = []
     grids = sorted(Path(experiments).glob("*.yaml"))
     if not grids:
         raise FileNotFoundError(f"{experiments}: no grid files (*.yaml) there")
     for g in grids:
         specs = expand(load_grid(g), Path(results) / g.stem)
-        done = [s for s in specs if (s.dir / "summary.json").is_file()]
+        states = [status(s) for s in specs]
+        done = [s for s, st in zip(specs, states) if st == "done"]
+        failed = states.count("failed")
         secs = {"cpu": 0.0, "cuda": 0.0}
         for s in done:
             if not (s.dir / "REUSED_FROM").is_file():
                 summ = json.loads((s.dir / "summary.json").read_text())
                 kind = "cuda" if str(summ.get("device", "cpu")).startswith("cuda") else "cpu"
                 secs[kind] += summ.get("wall_seconds", 0.0)
-        rows.append({"grid": g.stem, "runs": len(specs), "done": len(done), "pending": len(specs) - len(done),
+        rows.append({"grid": g.stem, "runs": len(specs), "done": len(done), "failed": failed,
+                     "pending": len(specs) - len(done) - failed,
                      "CPU hours": round(secs["cpu"] / 3600, 2), "GPU hours": round(secs["cuda"] / 3600, 2)})
     return pd.DataFrame(rows).set_index("grid")
 
@@ -172,9 +175,11 @@ def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
     done, total = int(progress["done"].sum()), int(progress["runs"].sum())
     hours = float(progress["CPU hours"].sum())
     gpu = float(progress["GPU hours"].sum()) if "GPU hours" in progress else 0.0
-    out = [f"Runs finished: **{done} of {total}** (runs shared by two grids count in both; {hours:.1f} CPU-hours "
-           "of training so far on the 2-core machine" + (f" and {gpu:.2f} GPU-hours on an H100" if gpu else "")
-           + ", test time not included)."]
+    failed = int(progress["failed"].sum()) if "failed" in progress else 0
+    out = [f"Runs finished: **{done} of {total}**" + (f", {failed} failed (see the text)" if failed else "")
+           + f" (runs shared by two grids count in both; {hours:.1f} CPU-hours of training on the 2-core machine"
+           + (f" and {gpu:.2f} GPU-hours on an H100" if gpu else "")
+           + "; hours are wall time summed over runs, several of which ran at once; test time not included)."]
     out += ["", markdown(progress.reset_index()), ""]
     for title, t in sections.items():
         out += [f"### {title}", "", markdown(t), ""]

@@ -45,6 +45,7 @@ from .config import METHODS, Config, ConfigError
 from .runs import atomic_write, write_csv
 
 # summary.json last: a run counts as finished once it exists, so it is written after everything else
+FAILED = "FAILED"   # a run whose last attempt raised: the error message, kept until a later attempt succeeds
 RECORD_FILES = ("config.json", "history.csv", "test_scores.csv", "pool.csv.gz", "best.pt", "summary.json")
 FIRST = ("uniform", "ats")                     # run these first in every cell
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
@@ -208,6 +209,13 @@ def is_done(spec: RunSpec) -> bool:
     return (spec.dir / "summary.json").is_file()
 
 
+def status(spec: RunSpec) -> str:
+    """done, failed (its last attempt raised: the error is in FAILED; the next sweep retries it) or pending."""
+    if is_done(spec):
+        return "done"
+    return "failed" if (spec.dir / FAILED).is_file() else "pending"
+
+
 def check_same_config(spec: RunSpec) -> None:
     """A finished run must have been trained with the spec's options (another --scale, an edited grid)."""
     try:
@@ -251,7 +259,7 @@ def summary_rows(specs: list[RunSpec], grid_name: str) -> pd.DataFrame:
     rows = []
     for s in specs:
         row = {"grid": grid_name, "cell": s.cell, "method": s.method, "seed": s.seed, "run": s.name,
-               "status": "done" if is_done(s) else "pending"}
+               "status": status(s)}
         for k in ("shots", "noise_ratio", "flip_prob", "budget_classes", "noise_scale", "dataset", "steps"):
             row[k] = s.config.get(k)
         if is_done(s):
@@ -339,10 +347,13 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
         if error is not None:
             failures.append((spec.name, error))
             print(f"sweep {name}: run {spec.name} failed: {error}", file=sys.stderr)
-        elif result is not None and "files" in result:
-            for f in RECORD_FILES:                      # summary.json last
-                if f in result["files"]:
-                    atomic_write(spec.dir / f, result["files"][f])
+            atomic_write(spec.dir / FAILED, error.rstrip() + "\n")
+        else:
+            if result is not None and "files" in result:
+                for f in RECORD_FILES:                  # summary.json last
+                    if f in result["files"]:
+                        atomic_write(spec.dir / f, result["files"][f])
+            (spec.dir / FAILED).unlink(missing_ok=True)
         write_tables(every, out, name)
         bar.update(1)
         bar.set_postfix_str(spec.name, refresh=True)

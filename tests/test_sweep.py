@@ -92,6 +92,32 @@ def test_sweep_runs_skips_finished_runs_and_reuses_sibling_grids(tmp_path):
         (out / "c" / "uniform-s1" / "summary.json").read_text())
 
 
+def test_a_failed_run_is_recorded_counted_and_retried(tmp_path, monkeypatch):
+    import atslib.sweep as sw
+    from atslib.claims import progress_table
+    (tmp_path / "exp").mkdir()
+    g = write_grid(tmp_path / "exp" / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0]}])
+    out = tmp_path / "res" / "g"
+    real = sw.train_one
+
+    def flaky(config, run_dir):
+        if config["method"] == "ats":
+            raise FloatingPointError("non-finite validation loss at step 3")
+        return real(config, run_dir)
+
+    monkeypatch.setattr(sw, "train_one", flaky)
+    assert sw.run_sweep(g, out, progress=False) == 1                # the other run still trains
+    df = pd.read_csv(out / "summary.csv").set_index("method")
+    assert df.loc["uniform", "status"] == "done" and df.loc["ats", "status"] == "failed"
+    assert "non-finite validation loss at step 3" in (out / "c" / "ats-s0" / "FAILED").read_text()
+    prog = progress_table(tmp_path / "exp", tmp_path / "res").loc["g"]
+    assert (prog["runs"], prog["done"], prog["failed"], prog["pending"]) == (2, 1, 1, 0)
+    monkeypatch.setattr(sw, "train_one", real)                     # the next sweep retries it
+    assert sw.run_sweep(g, out, progress=False) == 0
+    assert not (out / "c" / "ats-s0" / "FAILED").exists()
+    assert (pd.read_csv(out / "summary.csv")["status"] == "done").all()
+
+
 def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     """SIGKILL a sweep in its second run; the restarted sweep keeps the first run untouched, resumes the
     second from its checkpoint, and ends with the numbers of an uninterrupted sweep."""
