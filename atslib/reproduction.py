@@ -147,17 +147,21 @@ def bns_row(df, settings: dict, scale=100.0, digits=2) -> dict:
     return row
 
 
-def significance(df, settings: dict) -> pd.DataFrame:
-    """ATS vs uniform, vs BNS and vs rank-sim-loss per setting: paired (tasks) and Welch (seeds) p-values."""
+def significance(df, settings: dict, rank_cells: dict | None = None) -> pd.DataFrame:
+    """ATS vs uniform, vs BNS and vs rank-sim-loss per setting: paired (tasks) and Welch (seeds) p-values.
+    ``rank_cells`` maps a (grid, cell) whose grid has no rank-sim-loss runs to the cell that has them
+    (with ATS on the same config), where ATS vs rank-sim-loss is then taken."""
     rows = []
+    rank_cells = rank_cells or {}
     for label, (grid, cell) in settings.items():
         b = bns(df, grid, cell)
         row = {"setting": label, "BNS": b}
         for other, key in (("uniform", "uniform"), (b, "BNS"), ("rank-sim-loss", "rank-sim-loss")):
             if other is None:
                 continue
-            d, p, n = paired(df, grid, cell, "ats", other)
-            _, pw = welch(df, grid, cell, "ats", other)
+            g, c = rank_cells.get((grid, cell), (grid, cell)) if key == "rank-sim-loss" else (grid, cell)
+            d, p, n = paired(df, g, c, "ats", other)
+            _, pw = welch(df, g, c, "ats", other)
             row.update({f"ATS-{key}": d, f"p paired ({key})": p, f"p Welch ({key})": pw, f"seeds ({key})": n})
         rows.append(row)
     return pd.DataFrame(rows)

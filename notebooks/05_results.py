@@ -77,7 +77,9 @@ def with_drug(t, drug, order=R.METHOD_ORDER):
 
 
 noisy = R.wide_table(df, {"1-shot": C.NOISY["1-shot"], "5-shot": C.NOISY["5-shot"]})
-noisy_table = with_drug(noisy, R.drug_columns(df, *C.DRUG_NOISY["drug η=4"]))
+drug_noisy = pd.concat([R.drug_columns(df, *C.DRUG_NOISY["drug η=4"]),   # rank-sim-loss: the ablation grid
+                        R.drug_columns(df, *C.RANK_CELL[C.DRUG_NOISY["drug η=4"]], ("rank-sim-loss",))])
+noisy_table = with_drug(noisy, drug_noisy)
 show(noisy_table, "05_noisy")
 
 # %% [markdown]
@@ -135,7 +137,7 @@ settings = {**{f"noisy {k}": v for k, v in C.NOISY.items()}, **{f"ratio {k}": v 
             **{f"budget {b}": v for b, v in C.BUDGETS.items() if b != 16},
             **{f"drug {k}": v for k, v in C.DRUG.items()},
             **{f"beyond {k}": v for k, v in C.BEYOND.items() if k.startswith("flip") or k == "1000 steps"}}
-sig = R.significance(df, settings)
+sig = R.significance(df, settings, C.RANK_CELL)   # drug η=4: rank-sim-loss ran in the ablation grid
 sig_show = sig.copy()
 for c in sig_show.columns:
     if c.startswith("p "):

@@ -128,3 +128,10 @@ def test_drug_claim_pairs_ats_with_rank_sim_loss_from_the_ablation_cell(tmp_path
     first = C.claims(R.load_results(tmp_path)).set_index("claim").loc["ATS beats every baseline under noise"]
     drug = first["ours"].split("drug η=4:")[1]
     assert re.search(r"vs rank-sim-loss -0\.0(19|20|21) \(p=", drug) and "nan" not in drug
+    # the significance table takes the same detour when told to, and leaves it empty otherwise
+    df = R.load_results(tmp_path)
+    setting = {"drug η=4": ("molecules", "eta4")}
+    with_rank = R.significance(df, setting, C.RANK_CELL).iloc[0]
+    assert with_rank["ATS-rank-sim-loss"] == pytest.approx(-0.02, abs=0.002) and with_rank["p paired (rank-sim-loss)"] < 1e-6
+    assert with_rank["ATS-uniform"] == pytest.approx(0.01, abs=0.01)
+    assert np.isnan(R.significance(df, setting).iloc[0]["ATS-rank-sim-loss"])
