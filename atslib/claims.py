@@ -29,7 +29,8 @@ DRUG = {"clean": ("molecules", "clean"), **{f"η={e}": ("molecules", f"eta{e}") 
 RANK_CELL = {("molecules", "eta4"): ("ablations", "drug-eta4")}
 BEYOND = {"equal compute": ("beyond", "equal-compute"), "flip 0.4": ("beyond", "flip0.4"),
           "flip 0.2": ("beyond", "flip0.2"), "clean 1-shot": ("beyond", "clean-1shot"),
-          "clean 5-shot": ("beyond", "clean-5shot"), "1000 steps": ("long", "1shot")}
+          "clean 5-shot": ("beyond", "clean-5shot"), "1000 steps": ("long", "1shot"),
+          "1000 steps 5-shot": ("long", "5shot")}
 
 
 def _pending(claim, paper):

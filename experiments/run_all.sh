@@ -24,4 +24,5 @@ sweep beyond "$@"
 sweep noise-ratio "$@"
 sweep budget "$@"
 sweep molecules "$@"
+sweep long "$@"                 # sized for a GPU: about 20 minutes per ATS run on the 2-core CPU
 exit $failed
