@@ -121,7 +121,8 @@ show(R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")), "05_
 
 # %% [markdown]
 # ## Beyond the paper: equal compute, harder noise, the clean reference, a longer run
-# `1000 steps` is the noisy 1-shot cell run 6.7 times longer (grid `long`, trained on an H100).
+# `1000 steps` is the noisy 1-shot cell run 6.7 times longer (grid `long`, trained on an H100);
+# `1000 steps 5-shot` the same for 5-shot (trained on the 2-core CPU).
 
 # %%
 show(R.wide_table(df, C.BEYOND, ("uniform", "ats", "rank-sim-loss")), "05_beyond")
