@@ -137,7 +137,7 @@ settings = {**{f"noisy {k}": v for k, v in C.NOISY.items()}, **{f"ratio {k}": v 
             **{f"budget16 {k}": v for k, v in C.BUDGET16.items()},
             **{f"budget {b}": v for b, v in C.BUDGETS.items() if b != 16},
             **{f"drug {k}": v for k, v in C.DRUG.items()},
-            **{f"beyond {k}": v for k, v in C.BEYOND.items() if k.startswith("flip") or k == "1000 steps"}}
+            **{f"beyond {k}": v for k, v in C.BEYOND.items() if k.startswith(("flip", "1000 steps"))}}
 sig = R.significance(df, settings, C.RANK_CELL)   # drug η=4: rank-sim-loss ran in the ablation grid
 sig_show = sig.copy()
 for c in sig_show.columns:
