@@ -14,9 +14,16 @@ One ATS step (``ATS.select``), with the pool's factors computed once at theta:
 5. draw B tasks again with the updated phi at temperature max(T_min, decay^t) for the real update.
 
 Ablations: ``ats-random-phi`` never trains phi; ``ats-loss-only`` / ``ats-sim-only`` feed one
-factor; ``ats-reweight`` does not sample: the look-ahead and the real update use all P tasks with
-weights w = softmax(g), and phi is trained by back-propagating the validation loss of
-theta~(w) = theta - lr * sum_i w_i grad L_i(theta) to phi (no draw, so no log-probability).
+factor; ``ats-reweight`` does not sample: the look-ahead uses all P tasks with weights w = softmax(g), and
+phi is trained by back-propagating the validation loss of theta~(w) = theta - lr * sum_i w_i
+grad L_i(theta) to phi (no draw, so no log-probability; the validation inner loop is first order).
+The real update uses the top-B tasks by weight, renormalised (``reweight_update="top"``, the same
+batch as every other method) or all P (``"all"``, the authors' variant).
+
+Safeguards (``Config``): the look-ahead's meta-gradient is clipped to ``lookahead_max_norm``;
+advantages are winsorised at ``adv_clip`` x their running scale and one beyond ``adv_reject`` x
+counts as a non-finite reward; the factors are checked before phi sees them. ``warmup`` steps
+train phi while theta's updates are not applied (the authors' warm-up).
 ``ats-cheap`` scores the pool from one gradient-free backbone pass on a query subsample (head-only
 similarity) and runs steps 2-4 only every ``cheap_every`` steps.
 """
@@ -25,8 +32,16 @@ from __future__ import annotations
 import torch
 
 from .samplers import Method, Selection
-from .scheduler import Baseline, SchedulerNet, draw, entropy, reinforce_loss, standardize
+from .scheduler import AdvantageBound, Baseline, SchedulerNet, draw, entropy, reinforce_loss, standardize
 from .tasks import stream
+from .train import NonFiniteError, check_finite
+
+
+def checked(step: int, f):
+    """The pool's factors, after checking that they are finite - before the scheduler sees them."""
+    for name in ("loss", "sim_dot", "sim_cos"):
+        check_finite(step, f"factor {name}", getattr(f, name))
+    return f
 
 
 class ATS(Method):
@@ -43,6 +58,7 @@ class ATS(Method):
         self.device = torch.device("cpu")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.scheduler_lr)
         self.baseline = Baseline(cfg.baseline_momentum)
+        self.bound = AdvantageBound(cfg.adv_clip, cfg.adv_reject)
         self.train_phi = cfg.method != "ats-random-phi"
 
     # -- pieces ------------------------------------------------------------------------
@@ -74,23 +90,28 @@ class ATS(Method):
         # with k >= 2 the paired reference R(theta) cancels in every leave-one-out advantage: skip it
         score = ctx.val_metric if k >= 2 else ctx.reward
         rewards = [score(ctx.lookahead(d.indices)) for d in draws]
-        from .train import check_finite
         check_finite(ctx.step, "reward", rewards)       # before phi moves
         if k == 1:
-            advs = [self.baseline.update(rewards[0])]
+            advs = [rewards[0] - self.baseline.value if self.baseline.count else 0.0]
         else:
             total = sum(rewards)
             advs = [r - (total - r) / (k - 1) for r in rewards]
-            self.baseline.update(total / k)
+        raw, advs = advs, self.bound(advs)
+        if advs is None:                                # an absurd advantage counts as a non-finite reward
+            raise NonFiniteError(f"step {ctx.step}: advantage {max(raw, key=abs):.3g} is beyond {self.cfg.adv_reject:g} x "
+                                 f"its running scale {self.bound.scale():.3g}; the last good checkpoint is kept "
+                                 f"(--on-nonfinite skip skips such steps instead)")
+        self.baseline.update(rewards[0] if k == 1 else total / k)
         self.opt.zero_grad(set_to_none=True)
         loss = sum(reinforce_loss(d.log_prob, a) for d, a in zip(draws, advs)) / k
         loss.backward()
         self.opt.step()
-        return {"reward": sum(rewards) / k, "advantage": advs[0], "baseline": self.baseline.value,
-                "log_prob": float(draws[0].log_prob.detach())}
+        return {"reward": sum(rewards) / k, "advantage": advs[0], "advantage_raw": raw[0],
+                "baseline": self.baseline.value, "log_prob": float(draws[0].log_prob.detach()),
+                "lookahead_norm": ctx.lookahead_norm()}
 
     def select(self, ctx):
-        x = self.inputs(self.factors(ctx))
+        x = self.inputs(checked(ctx.step, self.factors(ctx)))
         info = self.train_scheduler(ctx, x) if self.train_phi and self.should_train(ctx) else {}
         with torch.no_grad():
             logits = self.net(x, ctx.progress)
@@ -104,12 +125,14 @@ class ATS(Method):
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self):
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "baseline": self.baseline.state_dict()}
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "baseline": self.baseline.state_dict(),
+                "bound": self.bound.state_dict()}
 
     def load_state_dict(self, d):
         self.net.load_state_dict(d["net"])
         self.opt.load_state_dict(d["opt"])
         self.baseline.load_state_dict(d["baseline"])
+        self.bound.load_state_dict(d.get("bound", {}))
 
 
 class CheapATS(ATS):
@@ -128,11 +151,13 @@ class ATSReweight(ATS):
     name = "ats-reweight"
 
     def select(self, ctx):
-        x = self.inputs(ctx.factors())
+        x = self.inputs(checked(ctx.step, ctx.factors()))
         info = {}
         w = torch.softmax(self.net(x, ctx.progress), 0)                    # (P,), cpu
         val_loss = ctx.val_loss_differentiable(ctx.lookahead_weighted(w.to(ctx.device)))
+        check_finite(ctx.step, "validation loss of the weighted look-ahead", val_loss.detach())  # before phi moves
         grads = torch.autograd.grad(val_loss, list(self.net.parameters()))
+        check_finite(ctx.step, "scheduler gradient", torch.cat([g.flatten() for g in grads]).detach())
         self.opt.zero_grad(set_to_none=True)
         for prm, g in zip(self.net.parameters(), grads):
             prm.grad = g
@@ -142,6 +167,11 @@ class ATSReweight(ATS):
             logits = self.net(x, ctx.progress)
             w = torch.softmax(logits, 0)
         info["entropy"] = entropy(w)
-        P = ctx.pool_size
-        return Selection(torch.arange(P), w, score=logits, weights=w.to(ctx.device),
+        info["lookahead_norm"] = ctx.lookahead_norm()
+        if self.cfg.reweight_update == "all":                            # every pool task, weighted
+            idx, wts = torch.arange(ctx.pool_size), w
+        else:                                                            # B tasks, as every other method
+            idx = torch.topk(w, self.cfg.meta_batch).indices
+            wts = w[idx] / w[idx].sum()
+        return Selection(idx, w, score=logits, weights=wts.to(ctx.device),
                          update=ctx.step >= self.cfg.warmup, info=info)

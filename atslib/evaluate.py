@@ -17,7 +17,7 @@ def evaluate_run(run_dir, data: str | None = None, n_test_tasks: int | None = No
     from .train import build_setup, evaluate_params, test_tasks
     run_dir = Path(run_dir)
     meta = check_version(run_dir)
-    cfg = Config.from_dict(meta["config"])
+    cfg = Config.from_saved(meta["config"])
     loader = load_images
     if cfg.dataset == "molecules":
         from .molecules import load_molecules as loader

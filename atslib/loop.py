@@ -7,6 +7,8 @@ with the same numbers as an uninterrupted one (CPU).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import shutil
 import time
@@ -24,6 +26,33 @@ from .samplers import make_method
 from .train import build_setup, copy_params, evaluate_params, init_from, meta_step, test_tasks, val_tasks
 
 
+_START_VAL: dict = {}      # validation of starting models, shared by the runs of one process
+
+
+def start_validation(run: "Run") -> float:
+    """Validation accuracy of the starting model (step 0), a checkpoint candidate for every method.
+
+    Runs that start from the same ``--init`` checkpoint on the same validation tasks share this
+    number, so it is computed once per process and kept in ``start_val.json`` next to that
+    checkpoint (keyed by the settings it depends on); a run from scratch validates its own start.
+    """
+    cfg = run.cfg
+    if not cfg.init:
+        return run.validate()
+    keys = ("ways", "shots", "queries", "n_val_tasks", "test_seed", "test_inner_steps", "inner_lr", "inner",
+            "dataset", "max_support", "max_query")
+    key = json.dumps({"data": run.setup.data.sha256, **{k: getattr(cfg, k) for k in keys}}, sort_keys=True)
+    cache = Path(cfg.init) / "start_val.json"
+    if key not in _START_VAL:
+        saved = json.loads(cache.read_text()) if cache.is_file() else {}
+        if key not in saved:
+            saved = {**(json.loads(cache.read_text()) if cache.is_file() else {}), key: run.validate()}
+            with contextlib.suppress(OSError):          # a read-only start still works, uncached
+                write_json(cache, saved)
+        _START_VAL[key] = float(saved[key])
+    return _START_VAL[key]
+
+
 class Run:
     def __init__(self, cfg: Config, out=None, resume: bool = False, overwrite: bool = False):
         self.cfg, self.out = cfg, (Path(out) if out is not None else None)
@@ -38,6 +67,7 @@ class Run:
         self.step, self.history, self.pools = 0, [], []
         self.best_val, self.best_step, self.best_state = -math.inf, -1, copy_params(self.model)
         self.wall = 0.0
+        self.start_val = None
         self.summary = None
         if self.out is not None:
             if resume and (self.out / "checkpoint.pt").is_file():
@@ -56,7 +86,7 @@ class Run:
         if meta["data_sha256"] != self.setup.data.sha256:
             raise RunError(f"--data {self.setup.data.path}: sha256 {self.setup.data.sha256[:12]}... differs from "
                            f"{meta['data_sha256'][:12]}... recorded in {self.out}/config.json; allowed: the same file")
-        saved = Config.from_dict(meta["config"]).to_dict()   # fields added since take their defaults
+        saved = Config.from_saved(meta["config"]).to_dict()   # fields added since take their defaults
         if saved != self.cfg.to_dict():
             diff = sorted(k for k in saved if saved[k] != self.cfg.to_dict().get(k))
             raise RunError(f"--resume {self.out}: options {diff} differ from the saved config; allowed: the same options")
@@ -67,6 +97,7 @@ class Run:
         self.step, self.history, self.pools = int(ck["step"]), list(ck["history"]), list(ck["pools"])
         self.best_val, self.best_step, self.best_state = float(ck["best_val"]), int(ck["best_step"]), ck["best"]
         self.wall = float(ck["wall"])
+        self.start_val = ck.get("start_val")
 
     def checkpoint(self) -> None:
         if self.out is None:
@@ -76,7 +107,7 @@ class Run:
         save_torch(self.out / "checkpoint.pt", {
             "model": self.model.state_dict(), "opt": self.opt.state_dict(), "method": self.method.state_dict(),
             "step": self.step, "history": self.history, "pools": self.pools, "best_val": self.best_val,
-            "best_step": self.best_step, "best": self.best_state, "wall": self.wall})
+            "best_step": self.best_step, "best": self.best_state, "wall": self.wall, "start_val": self.start_val})
         self.write_records()
 
     def write_records(self) -> None:
@@ -99,6 +130,9 @@ class Run:
         if self.out is not None and self.step == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / "config.json", self.meta())
+        if self.step == 0 and cfg.validate_start and self.start_val is None:
+            self.start_val = start_validation(self)
+            self.best_val, self.best_step, self.best_state = self.start_val, 0, copy_params(self.model)
         stopped = False
         while self.step < cfg.steps and not stopped:
             t0 = time.perf_counter()
@@ -148,7 +182,7 @@ class Run:
             "method": cfg.method, "dataset": cfg.dataset, "steps": cfg.steps, "steps_done": self.step,
             "seed": cfg.seed, "device": str(self.setup.device), "wall_seconds": round(self.wall, 2),
             "test_seconds": round(time.perf_counter() - t0, 2), "best_val": self.best_val, "best_step": self.best_step,
-            "inner": cfg.inner, **extra,
+            "start_val": self.start_val, "inner": cfg.inner, **extra,
         }
         self.summary.update(self.diagnostics())
         if self.out is not None:

@@ -1,4 +1,11 @@
-"""Pure metric functions over arrays (rliable-style): CIs, AUC, R^2, significance tests."""
+"""Pure metric functions over arrays (rliable-style): CIs, AUC, R^2, significance tests.
+
+Significance in this project is decided over *seeds*: each seed is an independent training run
+(its own initial weights and task stream), and every method with the same seed sees the same pool
+stream, so seed-level differences are paired. A test over the meta-test tasks of fixed trained
+models (``paired_t``) ignores training variance; it is kept only as a secondary number,
+conditional on the trained models.
+"""
 from __future__ import annotations
 
 import math
@@ -55,3 +62,49 @@ def welch_t(a, b) -> tuple[float, float]:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     res = stats.ttest_ind(a, b, equal_var=False)
     return float(a.mean() - b.mean()), float(res.pvalue)
+
+
+def seed_paired_t(a, b) -> tuple[float, float]:
+    """Paired t-test over seeds: ``a[i]``, ``b[i]`` are two methods' test means with seed i.
+
+    Returns (mean difference, two-sided p); p is NaN with fewer than two seeds or no spread.
+    """
+    from scipy import stats
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"seed_paired_t: shapes {a.shape} and {b.shape}; allowed: two equal 1-d arrays")
+    d = a - b
+    if d.size < 2 or np.allclose(d, d[0]):
+        return (float(d.mean()) if d.size else float("nan")), float("nan")
+    return float(d.mean()), float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def hierarchical_bootstrap_ci(a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap CI of mean(a - b) resampling seeds, then tasks within each drawn seed.
+
+    ``a``, ``b``: (seeds, tasks) scores of two methods, paired by seed and by task. The two-level
+    resampling carries both sources of variance: training (seeds) and evaluation (tasks).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"hierarchical_bootstrap_ci: shapes {a.shape} and {b.shape}; allowed: two equal (seeds, tasks)")
+    d = a - b
+    S, T = d.shape
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    for i in range(n_boot):
+        s = rng.integers(0, S, S)
+        t = rng.integers(0, T, (S, T))
+        out[i] = d[s[:, None], t].mean()
+    lo, hi = np.quantile(out, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def detectable_difference(sd: float, n: int, alpha: float = 0.01, power: float = 0.8) -> float:
+    """Smallest true mean difference a two-sided paired t-test over ``n`` seeds detects with this
+    power at level ``alpha``, when seed-level differences have standard deviation ``sd``."""
+    from scipy import stats
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    df = n - 1
+    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))

@@ -87,7 +87,7 @@ def load_run(run_dir: str | Path, with_model: bool = True) -> dict:
     from .config import Config
     run_dir = Path(run_dir)
     meta = check_version(run_dir)
-    out = {"config": Config.from_dict(meta["config"]), "meta": meta, "dir": run_dir}
+    out = {"config": Config.from_saved(meta["config"]), "meta": meta, "dir": run_dir}
     for key, name in (("history", "history.csv"), ("test_scores", "test_scores.csv"), ("pools", "pool.csv.gz")):
         f = run_dir / name
         out[key] = pd.read_csv(f) if f.is_file() else None

@@ -118,6 +118,42 @@ class Baseline:
         self.value, self.count = float(d["value"]), int(d["count"])
 
 
+class AdvantageBound:
+    """Winsorise advantages on a running scale; flag the absurd ones.
+
+    The scale is the median |advantage| of the last ``window`` finite ones (robust to the spikes it
+    guards against). An advantage beyond ``clip`` x scale is cut to that bound; one beyond
+    ``reject`` x scale is reported as an outlier (``None``), to be treated like a non-finite reward.
+    Until ``min_count`` advantages were seen the scale is unknown and only the finiteness check
+    applies. ``clip = 0`` / ``reject = 0`` turn a bound off.
+    """
+
+    def __init__(self, clip: float = 5.0, reject: float = 1e6, window: int = 100, min_count: int = 5):
+        self.clip, self.reject, self.window, self.min_count = clip, reject, window, min_count
+        self.history: list[float] = []
+
+    def scale(self) -> float | None:
+        nz = [h for h in self.history if h > 0]
+        return float(torch.tensor(nz).median()) if len(nz) >= self.min_count else None
+
+    def __call__(self, advantages: list[float]) -> list[float] | None:
+        """Bounded advantages, or None when one is an outlier (nothing is recorded then)."""
+        s = self.scale()
+        if s is not None and self.reject and any(abs(a) > self.reject * s for a in advantages):
+            return None
+        self.history = (self.history + [abs(float(a)) for a in advantages])[-self.window:]
+        if s is None or not self.clip:
+            return list(advantages)
+        c = self.clip * s
+        return [max(-c, min(c, float(a))) for a in advantages]
+
+    def state_dict(self):
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, d):
+        self.history = [float(h) for h in d.get("history", [])]
+
+
 def reinforce_loss(log_prob: torch.Tensor, advantage: float) -> torch.Tensor:
     """Surrogate whose gradient *descent* is REINFORCE *ascent* on the reward."""
     return -advantage * log_prob

@@ -49,7 +49,7 @@ FAILED = "FAILED"   # a run whose last attempt raised: the error message, kept u
 RECORD_FILES = ("config.json", "history.csv", "test_scores.csv", "pool.csv.gz", "best.pt", "summary.json")
 FIRST = ("uniform", "ats")                     # run these first in every cell
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
-            "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done")
+            "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done", "start_val")
 
 
 @dataclass
@@ -230,7 +230,7 @@ def check_same_config(spec: RunSpec) -> None:
 
 
 def _canon(config: dict) -> str:
-    return json.dumps(Config.from_dict(config).to_dict(), sort_keys=True)
+    return json.dumps(Config.from_saved(config).to_dict(), sort_keys=True)
 
 
 def finished_index(results: Path, exclude: Path) -> dict[str, Path]:

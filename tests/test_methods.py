@@ -22,7 +22,22 @@ def test_every_method_runs(method, tmp_path):
         assert "noise_auc" in s and (tmp_path / method / "pool.csv.gz").is_file()
         pools = pd.read_csv(tmp_path / method / "pool.csv.gz")
         assert {"prob", "noisy", "loss", "sim_dot", "sim_cos", "drawn"} <= set(pools.columns)
-        assert pools.groupby("step")["drawn"].sum().eq(4 if method == "ats-reweight" else 2).all()
+        assert pools.groupby("step")["drawn"].sum().eq(2).all()       # every method updates on B = 2 tasks
+
+
+def test_ats_reweight_updates_on_top_b_by_default_and_on_the_pool_as_an_option(tmp_path):
+    from atslib.ats import ATSReweight
+    from atslib.context import StepContext
+    from atslib.train import build_setup
+    for mode, n in (("top", 2), ("all", 4)):
+        cfg = tiny_config(method="ats-reweight", noise_ratio=0.5, reweight_update=mode)
+        setup = build_setup(cfg)
+        sel = ATSReweight(cfg, setup).select(StepContext(setup, 0))
+        assert len(sel.indices) == n and len(sel.weights) == n
+        assert torch.isclose(sel.weights.sum(), torch.tensor(1.0))
+        if mode == "top":   # the B largest weights, renormalised
+            assert set(sel.indices.tolist()) == set(torch.topk(sel.probs, 2).indices.tolist())
+            assert torch.allclose(sel.weights, sel.probs[sel.indices] / sel.probs[sel.indices].sum())
 
 
 def test_same_pool_stream_for_every_method():
