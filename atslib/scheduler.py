@@ -17,6 +17,7 @@ REINFORCE (Williams 1992): the scheduler ascends E[R] with the surrogate loss
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import torch
@@ -134,7 +135,7 @@ class AdvantageBound:
 
     def scale(self) -> float | None:
         nz = [h for h in self.history if h > 0]
-        return float(torch.tensor(nz).median()) if len(nz) >= self.min_count else None
+        return float(statistics.median(nz)) if len(nz) >= self.min_count else None
 
     def __call__(self, advantages: list[float]) -> list[float] | None:
         """Bounded advantages, or None when one is an outlier (nothing is recorded then)."""

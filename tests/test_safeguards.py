@@ -1,0 +1,110 @@
+"""Numeric safeguards of the scheduler's training and the starting model as a checkpoint candidate.
+
+The committed failure case: molecules, noise scale 6, ATS seed 1. With the look-ahead as a plain
+SGD step (the options as they were) its validation loss overflows at step 18; with the bounded
+look-ahead and winsorised advantages it trains on with finite, bounded rewards and a small
+scheduler optimizer state.
+"""
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from atslib import Config, meta_train
+from atslib.config import LEGACY
+from atslib.scheduler import AdvantageBound
+from atslib.train import NonFiniteError
+from helpers import tiny_config
+
+MOL_ETA6_S1 = Config(method="ats", dataset="molecules", noise_scale=6.0, seed=1, steps=24, eval_every=12,
+                     lookahead_lr=0.01, checkpoint_every=100, n_val_tasks=20)
+
+
+def test_the_committed_failure_case_fails_without_the_safeguards():
+    with pytest.raises(NonFiniteError, match="step 18: reward is not finite"):
+        meta_train(MOL_ETA6_S1.replace(**{k: v for k, v in LEGACY.items() if k != "validate_start"}))
+
+
+def test_the_committed_failure_case_runs_past_step_18_with_bounded_rewards():
+    run = meta_train(MOL_ETA6_S1)
+    h = run.history_frame()
+    assert run.step == 24 and "skipped" not in h
+    assert h["reward"].map(math.isfinite).all()
+    assert h["lookahead_norm"].max() > 1e3                        # the spike is there ...
+    raw, adv = h["advantage_raw"].abs(), h["advantage"].abs()
+    assert (adv <= raw + 1e-12).all() and (adv < raw - 1e-9).any()  # ... and some advantages were winsorised
+    assert adv.max() < 1.0
+    state = run.method.opt.state
+    for s in state.values():                                      # phi's Adam moments stay finite and small
+        assert torch.isfinite(s["exp_avg_sq"]).all() and float(s["exp_avg_sq"].max()) < 1.0
+    for prm in run.method.net.parameters():
+        assert torch.isfinite(prm).all()
+
+
+def test_advantage_bound_winsorises_on_a_running_scale_and_rejects_absurd_values():
+    b = AdvantageBound(clip=5.0, reject=1000.0, window=10, min_count=3)
+    assert b([1e9, -1e9]) == [1e9, -1e9]               # no scale yet: only finiteness applies
+    b.history = []
+    for a in ([1.0, -1.0], [2.0, -2.0]):
+        assert b(a) == a
+    assert b.scale() == pytest.approx(1.5)
+    assert b([10.0, -10.0]) == [7.5, -7.5]             # clipped at 5 x median |adv|
+    assert b([2e4, -2e4]) is None                      # beyond 1000 x: an outlier, not recorded
+    assert len(b.history) == 6
+    c = AdvantageBound(clip=5.0, reject=1000.0)
+    c.load_state_dict(b.state_dict())
+    assert c.history == b.history
+    off = AdvantageBound(clip=0.0, reject=0.0, min_count=1)
+    off([1.0])
+    assert off([1e30]) == [1e30]
+
+
+def test_lookahead_gradient_is_clipped_to_its_max_norm():
+    from atslib.context import StepContext
+    from atslib.train import build_setup
+    cfg = tiny_config(method="ats", lookahead_max_norm=0.5)
+    ctx = StepContext(build_setup(cfg), 0)
+    g = [torch.full((3,), 4.0), torch.full((2, 2), 3.0)]
+    clipped = ctx.bounded(g)
+    assert float(torch.sqrt(sum((c ** 2).sum() for c in clipped))) == pytest.approx(0.5, rel=1e-5)
+    assert torch.allclose(clipped[0] / clipped[0].norm(), g[0] / g[0].norm())   # direction kept
+    assert ctx.lookahead_norm() == pytest.approx(math.sqrt(3 * 16 + 4 * 9))
+    small = [torch.full((3,), 0.01)]
+    assert torch.equal(ctx.bounded(small)[0], small[0])                        # below the bound: untouched
+
+
+@pytest.mark.parametrize("method", ["ats", "ats-reweight"])
+def test_a_nonfinite_factor_stops_before_phi_moves(method, monkeypatch):
+    from atslib.context import StepContext
+    from atslib.samplers import make_method
+    from atslib.train import build_setup
+    cfg = tiny_config(method=method, noise_ratio=0.5, zscore_factors=False, on_nonfinite="skip")
+    setup = build_setup(cfg)
+    m = make_method(cfg, setup)
+    before = [p.detach().clone() for p in m.net.parameters()]
+    ctx = StepContext(setup, 0)
+    f = ctx.factors()
+    f.loss[1] = float("inf")
+    with pytest.raises(NonFiniteError, match="factor loss"):
+        m.select(ctx)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
+    assert all(torch.isfinite(p).all() for p in m.net.parameters())
+
+
+def test_the_starting_model_is_a_checkpoint_candidate(tmp_path):
+    """A run that only makes its start worse (a huge outer learning rate) keeps the start."""
+    start = meta_train(tiny_config(method="uniform", steps=6), out=tmp_path / "start")
+    cfg = tiny_config(method="uniform", noise_ratio=1.0, outer_lr=0.5, init=str(tmp_path / "start"))
+    bad = meta_train(cfg, out=tmp_path / "bad")
+    assert bad.summary["best_step"] == 0
+    assert bad.summary["start_val"] == bad.summary["best_val"]
+    assert bad.summary["start_val"] >= max(h["val_acc"] for h in bad.history if "val_acc" in h)
+    # the start's validation is computed once per start checkpoint and kept next to it
+    assert (tmp_path / "start" / "start_val.json").is_file()
+    # tested with the start's own parameters: the same test tasks give the same scores as the start run's best
+    import pandas as pd
+    assert pd.read_csv(tmp_path / "bad" / "test_scores.csv")["acc"].equals(
+        pd.read_csv(tmp_path / "start" / "test_scores.csv")["acc"])
+    legacy = meta_train(dataclasses.replace(cfg, validate_start=False), out=tmp_path / "legacy")
+    assert legacy.summary["best_step"] > 0 and legacy.summary["start_val"] is None
