@@ -6,8 +6,26 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
+# MPLBACKEND=Agg only for the headless targets (test, figures): the Lab's kernel must keep its inline
+# backend, or figure cells show text reprs instead of images.
+HEADLESS := MPLBACKEND=Agg TQDM_DISABLE=1
+
+# The gallery: `make figures` alone writes figures/ (notebooks run elsewhere write build/figures/ or
+# $$FIG_DIR), with the parameters of the committed figures passed explicitly; the notebooks' own
+# defaults are the fast ones meant for JupyterLab.
+GALLERY_PARAMS_02_training := -p STEPS 1000
+GALLERY_PARAMS_05_results := -p REPORT $(CURDIR)/REPRODUCTION.md
+GALLERY_PARAMS_06_molecules := -p TRAIN True -p STEPS 200
+
+# `make lab`: JupyterLab on LAB_DIR. Jupyter Server reads JUPYTER_PORT and JUPYTER_TOKEN from the
+# environment; LAB_ARGS adds options (e.g. --no-browser). MPLBACKEND is removed, whoever set it, so
+# the kernel draws inline. Settings in scripts/lab_overrides.json: autosave off (nothing is
+# rewritten unless you save), no news toasts.
+LAB_DIR ?= notebooks
+LAB_ARGS ?=
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 
 .PHONY: venv test figures lab data data-full gpu-check bench clean
 
@@ -20,18 +38,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
-	TQDM_DISABLE=1 $(PY) -m pytest -q
+	$(HEADLESS) $(PY) -m pytest -q
+
+define papermill_nb
+	@echo "papermill $(1)"
+	$(HEADLESS) $(VENV)/bin/papermill --no-progress-bar --execution-timeout 1500 --cwd notebooks -k python3 \
+	  $(1) build/$(notdir $(1)) -p FIG_DIR $(CURDIR)/figures $(GALLERY_PARAMS_$(basename $(notdir $(1))))
+
+endef
 
 figures: venv
 	mkdir -p build figures
-	@set -e; for nb in $(NOTEBOOKS); do \
-	  echo "papermill $$nb"; \
-	  TQDM_DISABLE=1 $(VENV)/bin/papermill --no-progress-bar --execution-timeout 1500 --cwd notebooks -k python3 \
-	    "$$nb" "build/$$(basename $$nb)"; \
-	done
+	$(foreach nb,$(NOTEBOOKS),$(call papermill_nb,$(nb)))
 
 lab: venv
-	$(VENV)/bin/jupyter lab notebooks
+	mkdir -p $(LAB_SETTINGS) && cp scripts/lab_overrides.json $(LAB_SETTINGS)/overrides.json
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab $(LAB_DIR) $(LAB_ROOT_FLAG) $(LAB_ARGS)
 
 data:
 	$(PY) data/build_quickdraw.py

@@ -1,9 +1,15 @@
 """Plots: functions that take data (tensors, DataFrames) and return ``(fig, ax)``; ``savefig`` owns paths.
 
 Nothing here trains or reads run directories; notebooks load data with ``atslib`` and pass it in.
+
+Where figures go: ``savefig(fig, name, fig_dir)`` writes into ``fig_dir`` when given, else into
+``$FIG_DIR`` when that environment variable is set, else into ``build/figures/`` - so a notebook run
+in JupyterLab never overwrites the committed gallery; only ``make figures`` passes
+``FIG_DIR=<repo>/figures`` (papermill ``-p``).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +17,8 @@ import pandas as pd
 
 from .data import ROOT
 
-FIG_DIR = ROOT / "figures"
+GALLERY_DIR = ROOT / "figures"          # the committed gallery: written by `make figures` only
+BUILD_FIG_DIR = ROOT / "build" / "figures"
 METHOD_COLORS = {"uniform": "#7f7f7f", "ats": "#d62728", "rank-sim-loss": "#1f77b4", "ats-random-phi": "#bcbd22",
                  "ats-loss-only": "#ff7f0e", "ats-sim-only": "#2ca02c", "ats-reweight": "#9467bd",
                  "ats-cheap": "#e377c2", "uniform-val": "#8c564b", "spl": "#17becf", "focal": "#aec7e8",
@@ -23,11 +30,38 @@ def _plt():
     return plt
 
 
-def savefig(fig, name: str, fig_dir: str | Path | None = None, formats=("png", "pdf")) -> list[Path]:
-    """Write ``fig`` as ``<fig_dir>/<name>.<fmt>`` for each format; returns the paths."""
-    d = Path(fig_dir) if fig_dir is not None else FIG_DIR
+def figure_dir(explicit: str | Path | None = None) -> Path:
+    """The figure directory: ``explicit``, else ``$FIG_DIR``, else ``build/figures/`` (never the gallery
+    unless asked: ``make figures`` passes it)."""
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit)
+    env = os.environ.get("FIG_DIR")
+    return Path(env) if env else BUILD_FIG_DIR
+
+
+class Saved(list):
+    """The paths ``savefig`` / ``save_table`` wrote; shown in a notebook as one short line, not a list
+    of ``PosixPath`` reprs."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "nothing saved"
+        d = self[0].parent
+        try:
+            d = d.resolve().relative_to(ROOT)
+        except ValueError:
+            pass
+        return f"saved to {d}/: " + ", ".join(p.name for p in self)
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+
+def savefig(fig, name: str, fig_dir: str | Path | None = None, formats=("png", "pdf")) -> Saved:
+    """Write ``fig`` as ``<dir>/<name>.<fmt>`` for each format (``dir`` from ``figure_dir``); returns the paths."""
+    d = figure_dir(fig_dir)
     d.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths = Saved()
     for fmt in formats:
         p = d / f"{name}.{fmt}"
         fig.savefig(p, dpi=120, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
@@ -35,13 +69,19 @@ def savefig(fig, name: str, fig_dir: str | Path | None = None, formats=("png", "
     return paths
 
 
-def save_table(df: pd.DataFrame, name: str, fig_dir: str | Path | None = None) -> list[Path]:
+def save_table(df: pd.DataFrame, name: str, fig_dir: str | Path | None = None) -> Saved:
     """Write a table next to the figures as ``<name>.csv`` and ``<name>.md``."""
-    d = Path(fig_dir) if fig_dir is not None else FIG_DIR
+    d = figure_dir(fig_dir)
     d.mkdir(parents=True, exist_ok=True)
     df.to_csv(d / f"{name}.csv", index=False)
     (d / f"{name}.md").write_text(df.to_markdown(index=False) if _has_tabulate() else df.to_string(index=False))
-    return [d / f"{name}.csv", d / f"{name}.md"]
+    return Saved([d / f"{name}.csv", d / f"{name}.md"])
+
+
+def legend_outside(ax, **kw):
+    """A legend right of the axes, off the data."""
+    kw.setdefault("fontsize", 7)
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False, **kw)
 
 
 def _has_tabulate() -> bool:
@@ -96,12 +136,18 @@ def label_matrix(y_true, y_shown, ways: int, ax=None, title="support labels: tru
         fig, ax = plt.subplots(figsize=(3.4, 3))
     else:
         fig = ax.figure
-    im = ax.imshow(m, cmap="Blues")
+    im = ax.imshow(m, cmap="Blues", vmin=0)
+    top = max(int(m.max()), 1)
     for i in range(ways):
-        for j in range(ways):
-            ax.text(j, i, m[i, j], ha="center", va="center", fontsize=7)
+        for j in range(ways):   # white on dark cells, black on light ones
+            ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7 if ways <= 6 else 6,
+                    color="white" if m[i, j] > 0.55 * top else "black")
+    ax.set_xticks(range(ways)), ax.set_yticks(range(ways))
     ax.set_xlabel("label shown to the learner"), ax.set_ylabel("true label"), ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    cb = fig.colorbar(im, ax=ax, fraction=0.046)
+    from matplotlib.ticker import MaxNLocator
+    cb.locator = MaxNLocator(integer=True)
+    cb.update_ticks()
     return fig, ax
 
 
@@ -134,7 +180,7 @@ def learning_curves(history: pd.DataFrame, label: str | None = None, axes=None, 
     axes[0].set_xlabel("step"), axes[0].set_ylabel("train query loss (smoothed)")
     axes[1].set_xlabel("step"), axes[1].set_ylabel("validation accuracy")
     if label:
-        axes[1].legend(fontsize=8)
+        legend_outside(axes[1])
     fig.tight_layout()
     return fig, axes
 
@@ -158,13 +204,15 @@ def method_bars(table: pd.DataFrame, value="test_mean", err="test_ci95", ax=None
     return fig, ax
 
 
-def loss_sim_scatter(pools: pd.DataFrame, steps, sim="sim_cos", axes=None, title=""):
+def loss_sim_scatter(pools: pd.DataFrame, steps, sim="sim_cos", axes=None, title="", colorbar=True):
     """Post-adaptation query loss vs gradient similarity for the pools at ``steps``, coloured by
-    sampling probability; noisy tasks drawn as crosses (the paper's factor analysis figure)."""
+    sampling probability; noisy tasks drawn as crosses (the paper's factor analysis figure). The
+    panels share their axes, so positions compare across steps."""
     plt = _plt()
     steps = list(steps)
     if axes is None:
-        fig, axes = plt.subplots(1, len(steps), figsize=(3.6 * len(steps), 3.3), squeeze=False)
+        fig, axes = plt.subplots(1, len(steps), figsize=(3.6 * len(steps), 3.3), squeeze=False, sharex=True,
+                                 sharey=True)
         axes = axes[0]
     fig = axes[0].figure
     vmax = pools["prob"].max()
@@ -178,8 +226,9 @@ def loss_sim_scatter(pools: pd.DataFrame, steps, sim="sim_cos", axes=None, title
         ax.set_title(f"{title} step {s}", fontsize=9)
         ax.set_xlabel("query loss after adaptation")
     axes[0].set_ylabel(f"gradient similarity ({sim})")
-    axes[0].legend(fontsize=8, loc="best")
-    if sc is not None:
+    axes[0].text(0.0, -0.3, "○ clean task   × noisy task", transform=axes[0].transAxes, fontsize=7, color="#444444",
+                 va="top")
+    if sc is not None and colorbar:
         fig.colorbar(sc, ax=list(axes), fraction=0.03, label="sampling probability")
     return fig, axes
 
@@ -195,5 +244,26 @@ def trajectory(histories: dict, column: str = "noisy_mass", smooth: int = 50, ax
         if column in h:
             ax.plot(h["step"], h[column].rolling(smooth, min_periods=1).mean(), label=name,
                     color=METHOD_COLORS.get(name))
-    ax.set_xlabel("step"), ax.set_ylabel(ylabel or column), ax.legend(fontsize=7)
+    ax.set_xlabel("step"), ax.set_ylabel(ylabel or column)
+    legend_outside(ax)
     return fig, ax
+
+
+def molecule_grid(data, assay: int, n: int = 6):
+    """The first ``n`` molecules of an assay as RDKit drawings with their labels; without RDKit (an
+    optional extra) a table of their SMILES and a line that says why nothing is drawn."""
+    with np.load(data.path) as z:
+        smiles = z["smiles"]
+    rows, y = data.assay(assay)
+    smi = [str(smiles[r]) for r in rows[:n].tolist()]
+    labels = [round(float(v), 2) for v in y[:n].tolist()]
+    try:
+        from rdkit import Chem
+        from rdkit.Chem import Draw
+    except ImportError:
+        print("Structures not drawn: RDKit is not installed in this environment. It built "
+              "data/molecules.npz (fingerprints and SMILES are stored there), but drawing needs it at "
+              "run time too; it is an optional extra: pip install -e \".[chem]\". Their SMILES:")
+        return pd.DataFrame({"SMILES": smi, "label": labels})
+    mols = [Chem.MolFromSmiles(s) for s in smi]
+    return Draw.MolsToGridImage(mols, molsPerRow=n, legends=[f"{v:.2f}" for v in labels])

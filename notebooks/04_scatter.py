@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,7 +26,7 @@
 #
 # Reads the committed runs `results/demo/ats` (noise ratio 0.6) and `results/demo/ats-budget16`
 # (16 meta-train classes, clean). `SIM` picks the similarity: `sim_cos` (cosine) or `sim_dot`
-# (the paper's inner product).
+# (the paper's inner product). Run All takes about 15 s; nothing trains.
 
 # %% tags=["parameters"]
 SMOKE = False

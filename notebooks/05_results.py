@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -19,7 +21,9 @@
 # and regenerates, in the paper's layout: the noisy table, the limited-budget table, the ablation
 # table, the noise-ratio table with its "BNS" row, the budget table, the significance tests, the
 # plots, and the verdict on each claim. Every table is written as CSV and Markdown to
-# `figures/tables/`, every figure to `figures/`.
+# `<figures>/tables/`, every figure to `<figures>/`, where `<figures>` is `FIG_DIR` (default
+# `build/figures/`; `make figures` passes the repository's `figures/` and `REPORT`). Run All takes
+# about 30 s.
 #
 # Conventions (see `atslib/reproduction.py` and `atslib/claims.py`): a cell is the mean over seeds of each run's test
 # score with a 95% t-interval over seeds; significance is primarily a **paired t-test over the
@@ -31,8 +35,8 @@
 # %% tags=["parameters"]
 RESULTS_DIR = "../results"
 EXPERIMENTS_DIR = "../experiments"
-FIG_DIR = None  # None means figures/ of the repository
-REPORT = None  # None means ../REPRODUCTION.md when FIG_DIR is None, else nothing
+FIG_DIR = None  # None: $FIG_DIR, else build/figures/ (make figures passes the repository's figures/)
+REPORT = None  # a path: rewrite its results block (make figures passes REPRODUCTION.md); None: nothing
 SMOKE = False  # no effect, this notebook only reads results
 
 # %%
@@ -46,10 +50,11 @@ from atslib import plots
 from atslib import claims as C
 from atslib import reproduction as R
 
-fig_dir = Path(FIG_DIR) if FIG_DIR else plots.FIG_DIR
+fig_dir = plots.figure_dir(FIG_DIR)
 tab_dir = fig_dir / "tables"
 df = R.load_results(RESULTS_DIR)
-pd.set_option("display.max_colwidth", 200)
+pd.set_option("display.max_colwidth", None)   # claims and notes in full, never cut with "…"
+pd.set_option("display.precision", 3)
 progress = C.progress_table(EXPERIMENTS_DIR, RESULTS_DIR)
 plots.save_table(progress.reset_index(), "05_progress", tab_dir)
 progress
@@ -164,7 +169,8 @@ for ax, sets, xs, xlabel in ((axes[0], C.RATIOS, [0.2, 0.4, 0.6, 0.8], "noise ra
         mean, ci = series(sets, m)
         if np.isfinite(mean).any():
             ax.errorbar(xs, mean, yerr=np.nan_to_num(ci), marker="o", capsize=3, label=m, color=plots.METHOD_COLORS.get(m))
-    ax.set_xlabel(xlabel), ax.set_ylabel("test accuracy (%)"), ax.legend(fontsize=7)
+    ax.set_xlabel(xlabel), ax.set_ylabel("test accuracy (%)")
+plots.legend_outside(axes[1])
 axes[0].set_title("1-shot, from the clean-pretrained start", fontsize=9)
 axes[1].set_title("1-shot, clean tasks, from scratch", fontsize=9)
 fig.tight_layout()
@@ -208,8 +214,8 @@ show(cl, "05_claims")
 
 # %% [markdown]
 # ## The results block of REPRODUCTION.md
-# When this notebook writes the repository's figures, it also rewrites the block between the
-# `results:start` / `results:end` markers of `REPRODUCTION.md` with the tables above, so the
+# With `REPORT` set (`make figures` sets it to `REPRODUCTION.md`), this notebook rewrites the block
+# between the `results:start` / `results:end` markers of that file with the tables above, so the
 # numbers there always match `results/`.
 
 # %%
@@ -219,6 +225,5 @@ sections = {"Claims": cl, "Meta-learning with noise (noise ratio 0.6; accuracy %
             "Effect of the budget (1-shot)": R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")),
             "Beyond the paper": R.wide_table(df, C.BEYOND, ("uniform", "ats", "rank-sim-loss")),
             "Significance": sig_show.fillna("–"), "Noise AUC": aucs}
-report_path = REPORT or ("../REPRODUCTION.md" if FIG_DIR is None else None)
-if report_path:
-    print("REPRODUCTION.md updated:", C.update_block(report_path, C.report(sections, progress)))
+if REPORT:
+    print(f"{REPORT} updated:", C.update_block(REPORT, C.report(sections, progress)))

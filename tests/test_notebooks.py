@@ -40,10 +40,42 @@ def test_runs_headless_with_smoke_parameters(nb, tmp_path):
     params = {"SMOKE": True, "FIG_DIR": str(tmp_path / "figures")}
     if nb.stem == "02_training":
         params["RUN_DIR"] = str(tmp_path / "run")
-    if nb.stem == "06_molecules":
-        params["RUN_ROOT"] = str(tmp_path / "runs")
+    if nb.stem == "06_molecules":   # the training path (the default reads committed runs)
+        params.update(RUN_ROOT=str(tmp_path / "runs"), TRAIN=True)
     papermill.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=params, kernel_name="python3",
                                cwd=str(ROOT / "notebooks"), progress_bar=False)
     figs = list((tmp_path / "figures").glob("*.png"))
     assert figs, "the notebook saved no figure"
     assert all(f.stat().st_size > 1000 for f in figs)
+
+
+def test_figures_go_to_build_unless_asked(monkeypatch, tmp_path):
+    """Only `make figures` writes the committed gallery: the default is build/figures/, $FIG_DIR overrides."""
+    from atslib import plots
+    monkeypatch.delenv("FIG_DIR", raising=False)
+    assert plots.figure_dir() == ROOT / "build" / "figures"
+    monkeypatch.setenv("FIG_DIR", str(tmp_path))
+    assert plots.figure_dir() == tmp_path and plots.figure_dir("x") == __import__("pathlib").Path("x")
+    assert "PosixPath" not in repr(plots.Saved([tmp_path / "a.png", tmp_path / "a.pdf"]))
+
+
+def test_makefile_headless_only_where_needed():
+    """MPLBACKEND=Agg for test and figures, never for the Lab; make figures passes the gallery's parameters."""
+    import shutil
+    import subprocess
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make")
+    dry = lambda t: subprocess.run([make, "-n", "-o", ".venv/.installed", t], cwd=ROOT, capture_output=True,
+                                   text=True, check=True).stdout
+    text = (ROOT / "Makefile").read_text()
+    assert "export MPLBACKEND" not in text
+    lab = dry("lab")
+    assert "jupyter lab" in lab and "env -u MPLBACKEND" in lab and "MPLBACKEND=Agg" not in lab
+    figs = [line for line in dry("figures").splitlines() if "papermill" in line and ".ipynb" in line
+            and not line.startswith("echo")]
+    assert len(figs) == len(NOTEBOOKS)
+    assert all("MPLBACKEND=Agg" in line and f"-p FIG_DIR {ROOT}/figures" in line for line in figs)
+    assert any("02_training" in line and "-p STEPS 1000" in line for line in figs)
+    assert any("06_molecules" in line and "-p TRAIN True" in line for line in figs)
+    assert "MPLBACKEND=Agg" in dry("test")
