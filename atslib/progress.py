@@ -1,12 +1,12 @@
 """Progress display through a training callback (tqdm.auto: widget bars in JupyterLab, text in a
-terminal, silent with TQDM_DISABLE=1)."""
+terminal, silent with TQDM_DISABLE=1). Validation and test bars: ``atslib.live``."""
 from __future__ import annotations
 
 
-def progress_callback(total: int, initial: int = 0, every: int = 1):
+def progress_callback(total: int, initial: int = 0, every: int = 1, desc: str = "meta-train"):
     """A ``meta_train`` callback drawing a progress bar with the latest validation accuracy."""
     from tqdm.auto import tqdm
-    bar = tqdm(total=total, initial=initial, desc="meta-train", unit="step", leave=False)
+    bar = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False)
     last = {}
 
     def cb(rec, run):

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,9 +28,17 @@
 # `+ NOISE_SCALE · N(0, 1)`; with `NOISE_RATIO` > 0 only that fraction of tasks is noisy, so the
 # scatter can show noisy and clean tasks side by side. Parameters: `NOISE_SCALE`, `NOISE_RATIO`,
 # `STEPS`, `SEED`.
+#
+# **How long.** By default (`TRAIN = False`) the notebook trains nothing and reads the committed
+# runs of the molecules grid (`results/molecules/eta4`: η = 4 on *every* training task, 300 steps,
+# seed 0); Run All takes well under a minute. `TRAIN = True` trains uniform and ATS here with the
+# parameters below, with progress bars: an ATS step on molecules costs about 4 s on two CPU cores,
+# so the default 200 steps take about 15 minutes (`make figures` does this for the gallery).
 
 # %% tags=["parameters"]
 SMOKE = False
+TRAIN = False
+COMMITTED = "../results/molecules/eta4"  # read when TRAIN is False
 NOISE_SCALE = 4.0
 NOISE_RATIO = 0.6
 STEPS = 200
@@ -71,43 +81,46 @@ fig.tight_layout()
 plots.savefig(fig, "06_assays", FIG_DIR)
 
 # %% [markdown]
-# A few molecules of one assay (drawn only when RDKit is installed: `pip install -e ".[chem]"`).
+# A few molecules of one test assay. RDKit built `data/molecules.npz` (fingerprints, descriptors);
+# drawing structures from their SMILES needs it at run time too, and it is an optional extra
+# (`pip install -e ".[chem]"`), so without it the cell says so and lists the SMILES instead.
 
 # %%
-try:
-    from rdkit import Chem
-    from rdkit.Chem import Draw
-    with np.load(data.path) as z:
-        smiles = z["smiles"]
-    rows, y = data.assay(int(data.assays("test")[0]))
-    mols = [Chem.MolFromSmiles(str(smiles[r])) for r in rows[:6].tolist()]
-    display(Draw.MolsToGridImage(mols, molsPerRow=6, legends=[f"{v:.2f}" for v in y[:6].tolist()]))
-except ImportError:
-    print("RDKit is not installed: structures not drawn")
+from atslib.plots import molecule_grid
+
+molecule_grid(data, int(data.assays("test")[0]), n=6)
 
 # %% [markdown]
 # ## Uniform vs ATS under noise
-# Both runs share the task stream, the validation tasks and the test assays.
+# Both runs share the task stream, the validation tasks and the test assays. With `TRAIN = True`
+# each run shows a bar over its steps, one over every validation and one over the final test.
 
 # %%
+from atslib import live
+
 extra = dict(n_val_tasks=20, n_test_tasks=100)
 if SMOKE:
     STEPS, extra = 4, dict(n_val_tasks=4, n_test_tasks=6, pool_size=4)
-runs = {}
-for method in ("uniform", "ats"):
-    cfg = atslib.Config(dataset="molecules", method=method, noise_scale=NOISE_SCALE, noise_ratio=NOISE_RATIO,
-                        steps=STEPS, seed=SEED, eval_every=max(1, STEPS // 6), lookahead_lr=LOOKAHEAD_LR,
-                        pool_log_every=5, **extra)
-    runs[method] = atslib.meta_train(cfg, out=Path(RUN_ROOT) / method, overwrite=True)
+run_dirs = {m: Path(RUN_ROOT if TRAIN else COMMITTED) / (m if TRAIN else f"{m}-s{SEED}") for m in ("uniform", "ats")}
+if TRAIN:
+    for method, out in run_dirs.items():
+        cfg = atslib.Config(dataset="molecules", method=method, noise_scale=NOISE_SCALE, noise_ratio=NOISE_RATIO,
+                            steps=STEPS, seed=SEED, eval_every=max(1, STEPS // 6), lookahead_lr=LOOKAHEAD_LR,
+                            pool_log_every=5, **extra)
+        live.train(cfg, out=out, overwrite=True, desc=f"{method}: ")
+runs = {m: atslib.load_run(d, with_model=False) for m, d in run_dirs.items()}
+c = runs["ats"]["config"]
+print(f"{'trained here' if TRAIN else 'committed runs from ' + COMMITTED}: eta {c.noise_scale}, noise ratio "
+      f"{c.noise_ratio or 'all tasks'}, {c.steps} steps, seed {c.seed}")
 rows = []
 for m, r in runs.items():
-    s = r.summary
+    s = r["summary"]
     rows.append({"method": m, "r2_mean": s["r2_mean"], "r2_median": s["r2_median"], "r2_gt_03": s["r2_gt_03"],
                  "noise_auc": s.get("noise_auc"), **{f"{k} r2_mean": v["r2_mean"] for k, v in s["real_r2"].items()},
                  "wall s": s["wall_seconds"]})
 table = pd.DataFrame(rows)
 plots.save_table(table, "06_molecules", FIG_DIR)
-table
+table.round(3)
 
 # %% [markdown]
 # ## R² distributions over the meta-test assays
@@ -115,18 +128,20 @@ table
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.2))
 for m, r in runs.items():
-    scores = pd.read_csv(Path(RUN_ROOT) / m / "test_scores.csv")
+    scores = r["test_scores"]
     ax.hist(scores["r2"], bins=20, range=(0, 1), alpha=0.5, label=m, color=plots.METHOD_COLORS[m])
 ax.axvline(0.3, ls=":", color="grey")
-ax.set_xlabel("R² on a meta-test assay"), ax.set_ylabel("assays"), ax.legend()
+ax.set_xlabel("R² on a meta-test assay"), ax.set_ylabel("assays"), plots.legend_outside(ax)
 plots.savefig(fig, "06_r2", FIG_DIR)
 
 # %% [markdown]
 # ## Query loss vs gradient similarity
-# As for images: noisy assays (crosses) should sit at high loss and low similarity.
+# As for images: noisy assays (crosses) should sit at high loss and low similarity. (In the
+# committed η = 4 runs every training task is noisy: all crosses, the colour shows which the
+# scheduler favours.)
 
 # %%
-pools = runs["ats"].pool_frame()
+pools = runs["ats"]["pools"]
 steps = np.sort(pools["step"].unique())
 fig, _ = plots.loss_sim_scatter(pools, [steps[0], steps[len(steps) // 2], steps[-1]], title="molecules,")
 plots.savefig(fig, "06_scatter", FIG_DIR)
