@@ -5,9 +5,13 @@ Pure functions over ``results/<grid>/summary.csv`` and the runs' ``test_scores.c
 
 - a cell's score is the mean over seeds of each run's test mean (accuracy; R^2 on molecules), with
   a 95% t-interval over seeds;
-- the primary test is paired over the same meta-test tasks (every run scores the same 600 image
-  tasks / the same assays): each task's score is averaged over the seeds both methods ran, then
-  ``scipy.stats.ttest_rel``; the secondary test is Welch's over the seeds' means;
+- the primary test is paired over **seeds** (``paired``): every method with seed s starts from the
+  same point and sees the same pool stream, so the two methods' test means with seed s form a
+  pair; a t-test over those differences carries the training variance that a verdict must
+  survive. Alongside it, a hierarchical bootstrap CI (``boot_ci``: seeds, then tasks within each
+  seed). The test over the same meta-test tasks of the trained models (``paired_tasks``) is kept
+  as a secondary number, conditional on those models: it cannot tell two uniform samplers apart
+  from training noise;
 - BNS, the best non-adaptive scheduler of a cell, is chosen by mean validation score (``best_val``),
   never by test.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import t_ci95
+from .metrics import detectable_difference, hierarchical_bootstrap_ci, seed_paired_t, t_ci95
 
 # BNS candidates: the paper's non-adaptive schedulers. uniform-val (our control) is left out: it
 # meta-trains on meta-val tasks, so its validation score is optimistic and cannot choose fairly.
@@ -83,16 +87,54 @@ def bns(df, grid, cell, candidates=NON_ADAPTIVE) -> str | None:
     return max(val, key=val.get)
 
 
-def paired(df, grid, cell, a, b) -> tuple[float, float, int]:
-    """(mean difference a - b over tasks, paired t-test p, seeds used); tasks averaged over common seeds."""
-    from scipy import stats
+def _common(df, grid, cell, a, b):
     ra, rb = runs(df, grid, cell, a), runs(df, grid, cell, b)
     seeds = sorted(set(ra.seed) & set(rb.seed))
+    return ra[ra.seed.isin(seeds)].sort_values("seed"), rb[rb.seed.isin(seeds)].sort_values("seed"), seeds
+
+
+def paired(df, grid, cell, a, b) -> tuple[float, float, int]:
+    """Primary test: (mean over seeds of a - b, paired t-test p over seeds, seeds used).
+
+    Pairs are the two methods' test means with the same seed (same start, same pool stream).
+    """
+    ra, rb, seeds = _common(df, grid, cell, a, b)
     if not seeds:
         return float("nan"), float("nan"), 0
-    sa = np.mean([task_scores(d) for d in ra[ra.seed.isin(seeds)]["dir"]], 0)
-    sb = np.mean([task_scores(d) for d in rb[rb.seed.isin(seeds)]["dir"]], 0)
+    d, p = seed_paired_t(ra["test_mean"].astype(float).to_numpy(), rb["test_mean"].astype(float).to_numpy())
+    return d, p, len(seeds)
+
+
+def paired_tasks(df, grid, cell, a, b) -> tuple[float, float, int]:
+    """Secondary, conditional on the trained models: (mean difference over tasks, paired t-test p over
+    the same meta-test tasks, seeds used); each task's score is averaged over the common seeds."""
+    from scipy import stats
+    ra, rb, seeds = _common(df, grid, cell, a, b)
+    if not seeds:
+        return float("nan"), float("nan"), 0
+    sa = np.mean([task_scores(d) for d in ra["dir"]], 0)
+    sb = np.mean([task_scores(d) for d in rb["dir"]], 0)
     return float((sa - sb).mean()), float(stats.ttest_rel(sa, sb).pvalue), len(seeds)
+
+
+def boot_ci(df, grid, cell, a, b, n_boot: int = 2000) -> tuple[float, float]:
+    """95% hierarchical bootstrap CI of a - b (seeds, then tasks within each seed); NaN without common seeds."""
+    ra, rb, seeds = _common(df, grid, cell, a, b)
+    if not seeds:
+        return float("nan"), float("nan")
+    sa = np.stack([task_scores(d).to_numpy(dtype=float) for d in ra["dir"]])
+    sb = np.stack([task_scores(d).to_numpy(dtype=float) for d in rb["dir"]])
+    return hierarchical_bootstrap_ci(sa, sb, n_boot=n_boot)
+
+
+def power(df, grid, cell, a, b, n: int | None = None, alpha: float = LEVEL, pw: float = 0.8) -> float:
+    """Smallest difference a seed-paired test with ``n`` seeds (default: the seeds run) detects at
+    level ``alpha`` with power ``pw``, from the spread of this cell's seed-level differences."""
+    ra, rb, seeds = _common(df, grid, cell, a, b)
+    if len(seeds) < 2:
+        return float("nan")
+    d = ra["test_mean"].astype(float).to_numpy() - rb["test_mean"].astype(float).to_numpy()
+    return detectable_difference(float(np.std(d, ddof=1)), n or len(seeds), alpha, pw)
 
 
 def welch(df, grid, cell, a, b) -> tuple[float, float]:
@@ -147,31 +189,38 @@ def bns_row(df, settings: dict, scale=100.0, digits=2) -> dict:
     return row
 
 
-def significance(df, settings: dict, rank_cells: dict | None = None) -> pd.DataFrame:
-    """ATS vs uniform, vs BNS and vs rank-sim-loss per setting: paired (tasks) and Welch (seeds) p-values.
-    ``rank_cells`` maps a (grid, cell) whose grid has no rank-sim-loss runs to the cell that has them
-    (with ATS on the same config), where ATS vs rank-sim-loss is then taken."""
+def significance(df, settings: dict, rank_cells: dict | None = None, others=("uniform", "BNS", "rank-sim-loss"),
+                 method: str = "ats") -> pd.DataFrame:
+    """``method`` vs uniform, vs BNS and vs rank-sim-loss (or ``others``) per setting: the difference,
+    the seed-paired p (primary), the hierarchical bootstrap CI, and the over-task p (conditional on
+    the trained models). ``rank_cells`` maps a (grid, cell) whose grid has no rank-sim-loss runs to the
+    cell that has them (with ATS on the same config), where ATS vs rank-sim-loss is then taken."""
     rows = []
     rank_cells = rank_cells or {}
     for label, (grid, cell) in settings.items():
         b = bns(df, grid, cell)
         row = {"setting": label, "BNS": b}
-        for other, key in (("uniform", "uniform"), (b, "BNS"), ("rank-sim-loss", "rank-sim-loss")):
-            if other is None:
+        for key in others:
+            other = b if key == "BNS" else key
+            if other is None or other == method:
                 continue
             g, c = rank_cells.get((grid, cell), (grid, cell)) if key == "rank-sim-loss" else (grid, cell)
-            d, p, n = paired(df, g, c, "ats", other)
-            _, pw = welch(df, g, c, "ats", other)
-            row.update({f"ATS-{key}": d, f"p paired ({key})": p, f"p Welch ({key})": pw, f"seeds ({key})": n})
+            d, p, n = paired(df, g, c, method, other)
+            lo, hi = boot_ci(df, g, c, method, other)
+            _, pt, _ = paired_tasks(df, g, c, method, other)
+            name = "ATS" if method == "ats" else method
+            row.update({f"{name}-{key}": d, f"p seeds ({key})": p, f"CI lo ({key})": lo, f"CI hi ({key})": hi,
+                        f"p tasks, cond. ({key})": pt, f"seeds ({key})": n})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def gains(df, settings: dict, other="uniform") -> pd.DataFrame:
-    """ATS minus ``other`` (seed means) per setting, with the paired p-value."""
+def gains(df, settings: dict, other="uniform", test=None) -> pd.DataFrame:
+    """ATS minus ``other`` (seed means) per setting, with the p-value of ``test`` (default: ``paired``, over seeds)."""
     rows = []
+    test = test or paired
     for label, (grid, cell) in settings.items():
-        d, p, n = paired(df, grid, cell, "ats", other)
+        d, p, n = test(df, grid, cell, "ats", other)
         rows.append({"setting": label, "gain": d, "p": p, "seeds": n})
     return pd.DataFrame(rows)
 
@@ -234,6 +283,6 @@ def trend(x, y) -> float:
     return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
 
 
-__all__ = ["load_results", "cell_stats", "bns", "paired", "welch", "wide_table", "drug_columns", "bns_row",
+__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "boot_ci", "power", "welch", "wide_table", "drug_columns", "bns_row",
            "significance", "gains", "histories", "pool_records", "factor_separation", "prob_correlations",
            "trend", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]

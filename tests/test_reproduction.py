@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from helpers import ROOT
+
 
 def fake_results(root, cells):
     """cells: {(grid, cell): {method: (val, per-seed task-score arrays)}} -> results/<grid>/summary.csv"""
@@ -55,11 +57,19 @@ def test_cell_stats_paired_and_bns(results):
     assert s.loc["ats", "ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3))
     # BNS is the non-adaptive method with the best validation score, although spl has the best test
     assert R.bns(df, "noisy", "1shot") == "uniform"
+    # primary: paired over seeds (the test means with the same seed)
     d, p, n = R.paired(df, "noisy", "1shot", "ats", "uniform")
+    ma = np.array([df[(df.method == "ats") & (df.seed == i)]["test_mean"].iloc[0] for i in range(3)])
+    mb = np.array([df[(df.method == "uniform") & (df.seed == i)]["test_mean"].iloc[0] for i in range(3)])
+    assert n == 3 and d == pytest.approx((ma - mb).mean()) and p == pytest.approx(stats.ttest_rel(ma, mb).pvalue)
+    # secondary: over the same meta-test tasks, conditional on the trained models
+    d, p, n = R.paired_tasks(df, "noisy", "1shot", "ats", "uniform")
     a = np.mean([pd.read_csv(results / "noisy/1shot" / f"ats-s{i}/test_scores.csv")["acc"] for i in range(3)], 0)
     b = np.mean([pd.read_csv(results / "noisy/1shot" / f"uniform-s{i}/test_scores.csv")["acc"] for i in range(3)], 0)
     assert n == 3 and d == pytest.approx((a - b).mean()) and p == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert d > 0.02 and p < 0.01
+    lo, hi = R.boot_ci(df, "noisy", "1shot", "ats", "uniform")
+    assert lo < d < hi
     _, _, n2 = R.paired(df, "noisy", "1shot", "ats", "spl")
     assert n2 == 2                                                    # only the seeds both methods ran
 
@@ -132,6 +142,59 @@ def test_drug_claim_pairs_ats_with_rank_sim_loss_from_the_ablation_cell(tmp_path
     df = R.load_results(tmp_path)
     setting = {"drug η=4": ("molecules", "eta4")}
     with_rank = R.significance(df, setting, C.RANK_CELL).iloc[0]
-    assert with_rank["ATS-rank-sim-loss"] == pytest.approx(-0.02, abs=0.002) and with_rank["p paired (rank-sim-loss)"] < 1e-6
+    assert with_rank["ATS-rank-sim-loss"] == pytest.approx(-0.02, abs=0.002) and with_rank["p seeds (rank-sim-loss)"] < 0.01
+    assert with_rank["p tasks, cond. (rank-sim-loss)"] < 1e-6
+    assert with_rank["CI lo (rank-sim-loss)"] < -0.015 and with_rank["CI hi (rank-sim-loss)"] < 0
     assert with_rank["ATS-uniform"] == pytest.approx(0.01, abs=0.01)
     assert np.isnan(R.significance(df, setting).iloc[0]["ATS-rank-sim-loss"])
+
+
+def _study(rng, n_seeds, n_tasks=600, seed_sd=0.01, task_sd=0.15, effect=0.0):
+    """Two methods' per-task scores (seeds, tasks) with a training effect per seed and task noise."""
+    task = rng.normal(0.5, task_sd, n_tasks)
+    a = np.stack([task + rng.normal(0, seed_sd) + effect + rng.normal(0, 0.03, n_tasks) for _ in range(n_seeds)])
+    b = np.stack([task + rng.normal(0, seed_sd) + rng.normal(0, 0.03, n_tasks) for _ in range(n_seeds)])
+    return a, b
+
+
+def test_null_two_samplers_uniform_in_distribution_are_not_significant_over_seeds():
+    """The seed-level test holds its level when training variance exists; the over-task test does not."""
+    from atslib.metrics import hierarchical_bootstrap_ci, paired_t, seed_paired_t
+    rng = np.random.default_rng(0)
+    n_sim, seed_level, task_level, covered = 300, 0, 0, 0
+    for i in range(n_sim):
+        a, b = _study(rng, 5)
+        seed_level += seed_paired_t(a.mean(1), b.mean(1))[1] < 0.01
+        task_level += paired_t(a.mean(0), b.mean(0))[1] < 0.01
+        if i < 40:
+            lo, hi = hierarchical_bootstrap_ci(a, b, n_boot=300, seed=i)
+            covered += lo <= 0 <= hi
+    assert seed_level / n_sim <= 0.03                 # nominal 0.01
+    assert task_level / n_sim > 0.3                   # blind to training variance: rejects a true null often
+    assert covered >= 34                              # ~95% coverage of the true difference 0 (40 trials)
+
+
+def test_seed_level_test_detects_a_real_difference_and_power_is_consistent():
+    from atslib.metrics import detectable_difference, seed_paired_t
+    rng = np.random.default_rng(1)
+    mde = detectable_difference(0.01 * np.sqrt(2), 5)  # sd of a seed-level difference of two runs
+    hits = sum(seed_paired_t(*(x.mean(1) for x in _study(rng, 5, effect=mde)))[1] < 0.01 for _ in range(300))
+    assert 0.7 <= hits / 300 <= 0.92                  # power 0.8 at the detectable difference
+    assert detectable_difference(0.01, 10) < detectable_difference(0.01, 5) < detectable_difference(0.01, 3)
+    with pytest.raises(ValueError, match="shapes"):
+        seed_paired_t([1.0, 2.0], [1.0])
+
+
+def test_committed_null_check_random_phi_vs_uniform():
+    """ats-random-phi samples uniformly in practice (entropy ~ log 10): over tasks it looked
+    'significant' against uniform; over seeds it is not."""
+    from atslib import reproduction as R
+    df = R.load_results(ROOT / "results")
+    u = df[(df.grid == "noisy") & (df.cell == "1shot") & (df.method == "uniform")]
+    r = df[(df.grid == "ablations") & (df.cell == "1shot") & (df.method == "ats-random-phi")]
+    if u.empty or r.empty:
+        pytest.skip("committed runs not present")
+    both = pd.concat([u, r]).assign(grid="null", cell="1shot")
+    d, p_seeds, n = R.paired(both, "null", "1shot", "ats-random-phi", "uniform")
+    _, p_tasks, _ = R.paired_tasks(both, "null", "1shot", "ats-random-phi", "uniform")
+    assert n == 3 and p_tasks < 1e-4 and p_seeds > 0.01
