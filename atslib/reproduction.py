@@ -17,6 +17,7 @@ Pure functions over ``results/<grid>/summary.csv`` and the runs' ``test_scores.c
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,13 @@ METHOD_ORDER = ("uniform", "uniform-val", "spl", "focal", "gcp", "daml", "paml",
 LEVEL = 0.01
 
 
-def load_results(root="results") -> pd.DataFrame:
-    """Every grid's ``summary.csv`` stacked, finished runs only, with the run directory."""
+def load_results(root="results", start_candidate: bool = True) -> pd.DataFrame:
+    """Every grid's ``summary.csv`` stacked, finished runs only, with the run directory (``dir``) and
+    the directory whose ``test_scores.csv`` holds its test (``scores``).
+
+    ``start_candidate``: runs trained before the starting model became a checkpoint candidate are
+    corrected exactly, after the fact (see ``with_start_candidate``).
+    """
     root = Path(root)
     frames = []
     for f in sorted(root.glob("*/summary.csv")):
@@ -41,9 +47,55 @@ def load_results(root="results") -> pd.DataFrame:
         df["dir"] = [str(f.parent / r) for r in df["run"]]
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=["grid", "cell", "method", "seed", "status", "test_mean", "dir"])
+        return pd.DataFrame(columns=["grid", "cell", "method", "seed", "status", "test_mean", "dir", "scores"])
     df = pd.concat(frames, ignore_index=True)
-    return df[df["status"] == "done"].reset_index(drop=True)
+    df = df[df["status"] == "done"].reset_index(drop=True)
+    df["scores"] = df["dir"]
+    df["kept_start"] = False
+    return with_start_candidate(df, root) if start_candidate else df
+
+
+# settings on which a run's validation and test of its start equal its --init run's own
+_START_KEYS = ("ways", "shots", "queries", "n_val_tasks", "n_test_tasks", "test_seed", "test_inner_steps", "inner_lr",
+               "inner", "dataset")
+
+
+def with_start_candidate(df: pd.DataFrame, root) -> pd.DataFrame:
+    """The starting model as a checkpoint candidate, for runs that predate it (exact, no training).
+
+    A run started with ``--init`` from a clean-pretrained run whose best checkpoint *is* the start.
+    That run validated and tested the start on the same fixed tasks (same settings, checked), so
+    its ``best_val`` is the start's validation score and its test is the start's test. Had the
+    start been a candidate (it is now: ``validate_start``), a run whose best validation did not
+    exceed the start's would have kept the start; this applies that choice: ``test_mean``,
+    ``test_ci95``, ``best_val``, ``best_step`` (0) and the per-task scores become the start's, and
+    ``kept_start`` is True. Runs that validated their start themselves are left as they are.
+    """
+    df = df.copy()
+    root = Path(root)
+    for i, r in df.iterrows():
+        f = Path(r["dir"]) / "config.json"
+        if not f.is_file():
+            continue
+        cfg = json.loads(f.read_text())["config"]
+        if not cfg.get("init") or "validate_start" in cfg:
+            continue
+        init = Path(cfg["init"])
+        if not (init / "summary.json").is_file():            # paths are saved relative to the repository
+            init = root.parent / init
+        if not (init / "summary.json").is_file():
+            continue
+        icfg = json.loads((init / "config.json").read_text())["config"]
+        if any(icfg.get(k) != cfg.get(k) for k in _START_KEYS):
+            continue
+        start = json.loads((init / "summary.json").read_text())
+        if float(start["best_val"]) >= float(r["best_val"]):
+            for k in ("test_mean", "test_ci95", "best_val"):
+                df.at[i, k] = start[k]
+            df.at[i, "best_step"] = 0
+            df.at[i, "scores"] = str(init)
+            df.at[i, "kept_start"] = True
+    return df
 
 
 def runs(df, grid, cell, method) -> pd.DataFrame:
@@ -112,8 +164,8 @@ def paired_tasks(df, grid, cell, a, b) -> tuple[float, float, int]:
     ra, rb, seeds = _common(df, grid, cell, a, b)
     if not seeds:
         return float("nan"), float("nan"), 0
-    sa = np.mean([task_scores(d) for d in ra["dir"]], 0)
-    sb = np.mean([task_scores(d) for d in rb["dir"]], 0)
+    sa = np.mean([task_scores(d) for d in ra["scores"]], 0)
+    sb = np.mean([task_scores(d) for d in rb["scores"]], 0)
     return float((sa - sb).mean()), float(stats.ttest_rel(sa, sb).pvalue), len(seeds)
 
 
@@ -122,8 +174,8 @@ def boot_ci(df, grid, cell, a, b, n_boot: int = 2000) -> tuple[float, float]:
     ra, rb, seeds = _common(df, grid, cell, a, b)
     if not seeds:
         return float("nan"), float("nan")
-    sa = np.stack([task_scores(d).to_numpy(dtype=float) for d in ra["dir"]])
-    sb = np.stack([task_scores(d).to_numpy(dtype=float) for d in rb["dir"]])
+    sa = np.stack([task_scores(d).to_numpy(dtype=float) for d in ra["scores"]])
+    sb = np.stack([task_scores(d).to_numpy(dtype=float) for d in rb["scores"]])
     return hierarchical_bootstrap_ci(sa, sb, n_boot=n_boot)
 
 

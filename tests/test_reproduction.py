@@ -1,6 +1,7 @@
 """The reproduction analysis on a synthetic results folder: cell means, paired tests over the same
 tasks, BNS chosen on validation (not test), claims."""
 import json
+from pathlib import Path
 import re
 
 import numpy as np
@@ -198,3 +199,26 @@ def test_committed_null_check_random_phi_vs_uniform():
     d, p_seeds, n = R.paired(both, "null", "1shot", "ats-random-phi", "uniform")
     _, p_tasks, _ = R.paired_tasks(both, "null", "1shot", "ats-random-phi", "uniform")
     assert n == 3 and p_tasks < 1e-4 and p_seeds > 0.01
+
+
+def test_start_candidate_applied_exactly_to_runs_that_predate_it():
+    """Committed noisy runs: a run whose best validation did not beat its clean-pretrained start
+    keeps the start, whose validation and test are those of the --init run (same fixed tasks)."""
+    from atslib import reproduction as R
+    root = ROOT / "results"
+    df, old = R.load_results(root), R.load_results(root, start_candidate=False)
+    if df.empty:
+        pytest.skip("committed runs not present")
+    kept = df[df.kept_start]
+    assert len(kept) > 0 and (kept.best_step == 0).all()
+    for _, r in kept.iterrows():
+        start = json.loads((Path(r.scores) / "summary.json").read_text())
+        before = old[old.dir == r.dir].iloc[0]
+        assert before.best_val <= start["best_val"] == r.best_val and r.test_mean == start["test_mean"]
+        assert R.task_scores(r.scores).mean() == pytest.approx(r.test_mean, abs=1e-6)
+    rest = df[~df.kept_start].set_index("dir")
+    same = old.set_index("dir").loc[rest.index]
+    assert (rest.test_mean == same.test_mean).all() and (rest.best_val == same.best_val).all()
+    # runs that validated their own start (validate_start) are never touched
+    own = [d for d in df.dir if "validate_start" in json.loads((Path(d) / "config.json").read_text())["config"]]
+    assert not df[df.dir.isin(own)].kept_start.any()
