@@ -33,7 +33,7 @@ def demo_configs(steps: int = STEPS, seed: int = 0) -> dict[str, Config]:
 
 
 def train_demo(names=None, steps: int = STEPS, root: Path = DEMO_DIR, keep_checkpoints: bool = False) -> None:
-    from .loop import Run
+    from .live import LiveRun, phase_bars
     from .progress import progress_callback
     configs = demo_configs(steps)
     for name in ORDER:
@@ -52,8 +52,8 @@ def train_demo(names=None, steps: int = STEPS, root: Path = DEMO_DIR, keep_check
             continue
         os.close(lock)
         try:
-            run = Run(cfg, out, resume=True)
-            run.train([progress_callback(cfg.steps, run.step)])
+            run = LiveRun(cfg, out, resume=True, on_phase=phase_bars(f"{name}: "))   # bars for steps, val, test
+            run.train([progress_callback(cfg.steps, run.step, desc=f"{name}: meta-train")])
         finally:
             (out / ".running").unlink(missing_ok=True)
         if not keep_checkpoints:
