@@ -25,4 +25,5 @@ sweep noise-ratio "$@"
 sweep budget "$@"
 sweep molecules "$@"
 sweep long "$@"                 # sized for a GPU: about 20 minutes per ATS run on the 2-core CPU
+experiments/run_decisive.sh "$@" || failed=1   # the seed-level study (2026-11-30)
 exit $failed
