@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-gpus", type=float, default=0, help="ray executor: GPUs per run (default 0)")
     s.add_argument("--limit", type=int, default=None, help="train at most this many unfinished runs, then stop")
     s.add_argument("--only", nargs="+", default=None, help="only these cells or methods")
+    s.add_argument("--seeds", nargs="+", type=int, default=None, help="only runs with these seeds")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
         if args.command == "sweep":
             from .sweep import run_sweep
             return run_sweep(args.grid, args.out, args.executor, args.address, args.workers, args.scale,
-                             args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet)
+                             args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet, args.seeds)
         if args.command == "bench":
             from .bench import main as bench_main
             return bench_main(args)

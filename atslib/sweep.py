@@ -158,6 +158,16 @@ def select(specs: list[RunSpec], only: list[str]) -> list[RunSpec]:
     return [s for s in specs if (not want_c or s.cell in want_c) and (not want_m or s.method in want_m)]
 
 
+def select_seeds(specs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
+    """Keep runs whose seed is named (e.g. the first 5 seeds of every method before more seeds)."""
+    have = sorted({s.seed for s in specs})
+    bad = [x for x in seeds if x not in have]
+    if bad:
+        raise GridError(f"--seeds {bad}: no run of the selected cells has these seeds; allowed: "
+                        f"{', '.join(map(str, have))}")
+    return [s for s in specs if s.seed in set(seeds)]
+
+
 # -- one run (runs in a worker) --------------------------------------------------------------
 def _quiet_env() -> None:
     import os
@@ -305,7 +315,7 @@ def _check_inits(specs: list[RunSpec]) -> None:
 
 def run_sweep(grid_path, out, executor: str = "local", address: str | None = None, workers: int = 1,
               scale: str = "cpu", num_cpus: int = 1, num_gpus: float = 0, limit: int | None = None,
-              only: list[str] | None = None, progress: bool = True) -> int:
+              only: list[str] | None = None, progress: bool = True, seeds: list[int] | None = None) -> int:
     """Run every unfinished run of the grid; returns 0 when all are done (the CLI's exit code)."""
     if executor not in ("local", "process", "ray"):
         raise GridError(f"--executor {executor!r}: allowed: local, process, ray")
@@ -315,6 +325,7 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
     out = Path(out)
     every = expand(grid, out, scale)            # the tables always cover the whole grid
     specs = select(every, only) if only else every
+    specs = select_seeds(specs, seeds) if seeds else specs
     name = grid.get("name", Path(grid_path).stem)
     try:
         out.mkdir(parents=True, exist_ok=True)

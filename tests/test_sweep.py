@@ -211,3 +211,18 @@ def test_only_filters_cells_and_methods_together(tmp_path):
     assert {s.name for s in select(specs, ["b", "ats", "spl"])} == {"b/ats-s0"}
     with pytest.raises(GridError, match="allowed: a, ats, b, spl, uniform"):
         select(specs, ["c"])
+
+
+def test_seeds_filter_runs_the_first_seeds_of_every_method_first(tmp_path):
+    from atslib.sweep import GridError, expand, load_grid, select_seeds
+    g = write_grid(tmp_path / "g.yaml", [{"name": "a", "methods": ["uniform", "ats", "spl"], "seeds": [0, 1],
+                                          "seeds_by_method": {"uniform": [0, 1, 2, 3], "ats": [0, 1, 2, 3]}}])
+    specs = expand(load_grid(g), tmp_path / "o")
+    assert len(specs) == 10
+    first = select_seeds(specs, [0, 1])
+    assert sorted(s.name for s in first) == sorted(f"a/{m}-s{i}" for m in ("uniform", "ats", "spl") for i in (0, 1))
+    with pytest.raises(GridError, match=r"--seeds \[7\].*allowed: 0, 1, 2, 3"):
+        select_seeds(specs, [7])
+    r = subprocess.run([sys.executable, "-m", "atslib", "sweep", str(g), "--out", str(tmp_path / "o"), "--seeds", "9",
+                        "--quiet"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--seeds [9]" in r.stderr
