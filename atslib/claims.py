@@ -33,6 +33,28 @@ BEYOND = {"equal compute": ("beyond", "equal-compute"), "flip 0.4": ("beyond", "
           "1000 steps 5-shot": ("long", "5shot")}
 
 
+# the decisive long study (1000 steps; 3000 in one 1-shot cell), seed-level
+DECISIVE = {"1-shot 1000": ("decisive", "1shot"), "5-shot 1000": ("decisive", "5shot"),
+            "1-shot 3000": ("decisive", "1shot-3000")}
+DECISIVE_METHODS = ("uniform", "uniform-val", "spl", "rank-sim-loss", "ats", "ats-cheap")
+
+
+def verdict_changes(df, before: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each claim's verdict over seeds (the primary test) beside the verdict over tasks (conditional on
+    the trained models) and, if given, ``before`` (a claims table as published earlier), with
+    whether the wording moved."""
+    seeds, tasks = claims(df, "seeds"), claims(df, "tasks")
+    out = pd.DataFrame({"claim": seeds["claim"], "verdict (seeds)": seeds["verdict"],
+                        "verdict (tasks, conditional)": tasks["verdict"]})
+    if before is not None:
+        old = before.set_index("claim")["verdict"]
+        out["verdict before"] = out["claim"].map(old).fillna("–")
+        out["changed"] = out["verdict (seeds)"] != out["verdict before"]
+    else:
+        out["changed"] = out["verdict (seeds)"] != out["verdict (tasks, conditional)"]
+    return out
+
+
 def _pending(claim, paper):
     return {"claim": claim, "paper": paper, "ours": "runs not finished", "verdict": "pending"}
 
@@ -210,5 +232,5 @@ def update_block(path, text: str) -> bool:
     return True
 
 
-__all__ = ["claims", "report", "update_block", "progress_table", "NOISY", "DRUG_NOISY", "RATIOS", "BUDGET16",
+__all__ = ["claims", "verdict_changes", "DECISIVE", "DECISIVE_METHODS", "report", "update_block", "progress_table", "NOISY", "DRUG_NOISY", "RATIOS", "BUDGET16",
            "BUDGETS", "ABLATIONS", "DRUG", "BEYOND", "RANK_CELL", "START", "END"]

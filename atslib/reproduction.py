@@ -49,9 +49,12 @@ def load_results(root="results", start_candidate: bool = True) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["grid", "cell", "method", "seed", "status", "test_mean", "dir", "scores"])
     df = pd.concat(frames, ignore_index=True)
-    df = df[df["status"] == "done"].reset_index(drop=True)
+    df = df[df["status"] == "done"]
+    df = df[[(Path(d) / "summary.json").is_file() for d in df["dir"]]].reset_index(drop=True)  # a table older than its runs
     df["scores"] = df["dir"]
     df["kept_start"] = False
+    if "start_val" not in df:
+        df["start_val"] = np.nan
     return with_start_candidate(df, root) if start_candidate else df
 
 
@@ -89,6 +92,7 @@ def with_start_candidate(df: pd.DataFrame, root) -> pd.DataFrame:
         if any(icfg.get(k) != cfg.get(k) for k in _START_KEYS):
             continue
         start = json.loads((init / "summary.json").read_text())
+        df.at[i, "start_val"] = float(start["best_val"])
         if float(start["best_val"]) >= float(r["best_val"]):
             for k in ("test_mean", "test_ci95", "best_val"):
                 df.at[i, k] = start[k]
@@ -289,6 +293,38 @@ def histories(df, grid, cell, methods, column="noisy_mass") -> dict[str, pd.Data
     return out
 
 
+def learning_curves(df, grid, cell, methods, column="val_acc") -> pd.DataFrame:
+    """Validation accuracy against steps per method: mean and 95% t-CI over seeds, with the start
+    (step 0: ``start_val``, the same model for every method of a seed) as the first point.
+
+    A history row's ``step`` is the iteration index; its ``val_acc`` was measured after ``step + 1``
+    updates, which is the x value here. Columns: method, step, mean, ci95, n.
+    """
+    rows = []
+    for m in methods:
+        r = runs(df, grid, cell, m)
+        per = []
+        for d, sv in zip(r["dir"], r["start_val"] if "start_val" in r else [np.nan] * len(r)):
+            f = Path(d) / "history.csv"
+            if not f.is_file():
+                continue
+            h = pd.read_csv(f)
+            if column not in h:
+                continue
+            h = h.dropna(subset=[column])
+            s = pd.Series(h[column].to_numpy(), index=h["step"].to_numpy() + 1)
+            if pd.notna(sv):
+                s.loc[0] = float(sv)
+            per.append(s.sort_index())
+        if not per:
+            continue
+        frame = pd.concat(per, axis=1)
+        for step, vals in frame.iterrows():
+            v = vals.dropna().to_numpy(dtype=float)
+            rows.append({"method": m, "step": int(step), "mean": float(v.mean()), "ci95": t_ci95(v), "n": len(v)})
+    return pd.DataFrame(rows, columns=["method", "step", "mean", "ci95", "n"])
+
+
 def pool_records(df, grid, cell, method="ats") -> pd.DataFrame:
     """Pool records (factors, probability, noisy mask) of every seed of one method, one frame."""
     frames = []
@@ -336,5 +372,5 @@ def trend(x, y) -> float:
 
 
 __all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "boot_ci", "power", "welch", "wide_table", "drug_columns", "bns_row",
-           "significance", "gains", "histories", "pool_records", "factor_separation", "prob_correlations",
+           "significance", "gains", "histories", "learning_curves", "with_start_candidate", "pool_records", "factor_separation", "prob_correlations",
            "trend", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]
