@@ -50,7 +50,7 @@ def load_results(root="results", start_candidate: bool = True) -> pd.DataFrame:
         return pd.DataFrame(columns=["grid", "cell", "method", "seed", "status", "test_mean", "dir", "scores"])
     df = pd.concat(frames, ignore_index=True)
     df = df[df["status"] == "done"]
-    df = df[[(Path(d) / "summary.json").is_file() for d in df["dir"]]].reset_index(drop=True)  # a table older than its runs
+    df = df[[Path(d).is_dir() for d in df["dir"]]].reset_index(drop=True)   # a table older than its runs
     df["scores"] = df["dir"]
     df["kept_start"] = False
     if "start_val" not in df:
