@@ -5,7 +5,8 @@
 #  2. the molecules grid and the drug ablation cells, rerun with the numeric safeguards (fast);
 #  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml);
 #  4. ats-reweight at equal batch on images;
-#  5. the rest of the decisive study: 1-shot controls, 5-shot, the 3000-step 1-shot cell, then
+#  5. the rest of the decisive study: 1-shot controls, 5-shot, the 3000-step 1-shot cell, ATS with
+#     the authors' warm-up, then
 #     seeds 5-9 of the headline methods (1-shot, 5-shot).
 # Usage: experiments/run_decisive.sh [extra sweep options, e.g. --executor process --workers 2]
 set -euo pipefail
@@ -22,6 +23,7 @@ sweep ablations --only 1shot-reweight-top 5shot-reweight-top "$@"
 sweep decisive --only 1shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 5shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 1shot-3000 "$@"
+sweep decisive --only 1shot-warmup "$@"
 sweep decisive --only 1shot "$@"                # seeds 5-9 of the headline methods
 sweep decisive --only 5shot "$@"
 exit $failed

@@ -108,3 +108,24 @@ def test_the_starting_model_is_a_checkpoint_candidate(tmp_path):
         pd.read_csv(tmp_path / "start" / "test_scores.csv")["acc"])
     legacy = meta_train(dataclasses.replace(cfg, validate_start=False), out=tmp_path / "legacy")
     assert legacy.summary["best_step"] > 0 and legacy.summary["start_val"] is None
+
+
+def test_scheduler_warmup_trains_phi_while_theta_stays():
+    """The authors' warm-up: during the first W steps phi learns from its look-aheads, theta's
+    updates are not applied; afterwards both move."""
+    cfg = tiny_config(method="ats", noise_ratio=0.5, warmup=3, steps=5, eval_every=5)
+    from atslib.loop import Run
+    run = Run(cfg)
+    theta0 = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    phi0 = [p.detach().clone() for p in run.method.net.parameters()]
+    cfg_steps = []
+
+    def watch(rec, r):
+        same = all(torch.equal(theta0[k], v) for k, v in r.model.state_dict().items())
+        moved = any(not torch.equal(a, b) for a, b in zip(phi0, r.method.net.parameters()))
+        cfg_steps.append((rec["step"], same, "train_loss" in rec, moved))
+
+    run.train(callbacks=[watch])
+    assert [s for s, same, _, _ in cfg_steps if same] == [0, 1, 2]          # theta fixed during the warm-up
+    assert [s for s, _, upd, _ in cfg_steps if upd] == [3, 4]
+    assert cfg_steps[2][3]                                                  # ... while phi has learnt
