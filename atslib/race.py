@@ -68,6 +68,8 @@ class Race:
         from .live import LiveRun
 
         def on_phase(phase, done, total):
+            if self.abort.is_set():   # Stop during a validation or the test: end it there
+                raise _Stopped
             self.state[method] = phase
             self.progress[method] = f"{done}/{total}" if total else ""
 
