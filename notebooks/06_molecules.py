@@ -102,6 +102,11 @@ from atslib import live
 extra = dict(n_val_tasks=20, n_test_tasks=100)
 if SMOKE:
     STEPS, extra = 4, dict(n_val_tasks=4, n_test_tasks=6, pool_size=4)
+missing = [m for m in ("uniform", "ats") if not (Path(COMMITTED) / f"{m}-s{SEED}" / "summary.json").is_file()]
+if not TRAIN and missing:   # e.g. while the molecules grid is being rerun: train a short budget instead
+    print(f"no committed {', '.join(missing)} run in {COMMITTED}: training {min(STEPS, 20)} steps here instead "
+          f"(about 3 minutes; set TRAIN = True for the full budget)")
+    TRAIN, STEPS = True, min(STEPS, 20)
 run_dirs = {m: Path(RUN_ROOT if TRAIN else COMMITTED) / (m if TRAIN else f"{m}-s{SEED}") for m in ("uniform", "ats")}
 if TRAIN:
     import torch
