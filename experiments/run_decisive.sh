@@ -2,9 +2,9 @@
 # The runs of the "verdicts that hold" study, in priority order, resumably (stop it any time and start
 # it again: finished runs are skipped, a half-done run resumes from its checkpoint):
 #  1. the two extra clean-pretrained starts (seeds 3, 4);
-#  2. the molecules grid, rerun with the numeric safeguards (fast);
+#  2. the molecules grid's eta 4 cell, rerun with the numeric safeguards (notebook 06 reads it);
 #  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml),
-#     then the drug ablation cells (rerun with the safeguards);
+#     then the rest of the molecules grid and the drug ablation cells;
 #  4. ats-reweight at equal batch on images;
 #  5. the rest of the decisive study: 1-shot controls, 5-shot, the 3000-step 1-shot cell, ATS with
 #     the authors' warm-up, then
@@ -17,8 +17,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} TQDM_DISABLE=${TQDM_DISABLE:-1}
 failed=0
 sweep() { $PY -m atslib sweep "experiments/$1.yaml" --out "results/$1" "${@:2}" || failed=1; }
 sweep pretrain "$@"
-sweep molecules "$@"
+sweep molecules --only eta4 "$@"
 sweep decisive --only 1shot uniform ats rank-sim-loss spl --seeds 0 1 2 3 4 "$@"
+sweep molecules "$@"
 sweep ablations --only drug-eta4 drug-eta4-reweight-all "$@"
 sweep ablations --only 1shot-reweight-top 5shot-reweight-top "$@"
 sweep decisive --only 1shot --seeds 0 1 2 3 4 "$@"
