@@ -169,6 +169,19 @@ def select_seeds(specs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
 
 
 # -- one run (runs in a worker) --------------------------------------------------------------
+def _die_with_parent() -> None:
+    """A process-executor worker ends when its sweep does (Linux): a sweep killed by a signal would
+    otherwise leave its workers training, unseen, beside the next sweep."""
+    import signal
+    import sys
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _quiet_env() -> None:
     import os
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -379,7 +392,7 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
     elif executor == "process":
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent) as pool:
             futs = {pool.submit(train_one, s.config, str(s.dir)): s for s in todo}
             for fut in as_completed(futs):
                 try:

@@ -226,3 +226,28 @@ def test_seeds_filter_runs_the_first_seeds_of_every_method_first(tmp_path):
     r = subprocess.run([sys.executable, "-m", "atslib", "sweep", str(g), "--out", str(tmp_path / "o"), "--seeds", "9",
                         "--quiet"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--seeds [9]" in r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_killed_process_sweep_leaves_no_worker_training(tmp_path):
+    """SIGKILL a process-executor sweep mid-run: its workers end with it (none keeps training unseen)."""
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "spl"], "seeds": [0]}],
+                   scale={**TINY, "steps": 400, "checkpoint_every": 50})
+    p = subprocess.Popen([sys.executable, "-m", "atslib", "sweep", str(g), "--out", str(tmp_path / "o"),
+                          "--executor", "process", "--workers", "2", "--quiet"], cwd=ROOT,
+                         env={**os.environ, "TQDM_DISABLE": "1"})
+    workers: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "o").glob("c/*/checkpoint.pt")):
+        time.sleep(0.5)
+    out = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    workers = {int(x) for x in out}
+    assert workers, "no worker process seen"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(os.path.exists(f"/proc/{w}") and
+                                         "Z" not in open(f"/proc/{w}/stat").read().split()[2] for w in workers):
+        time.sleep(0.3)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]]
+    assert not alive, f"workers {alive} still running after their sweep was killed"
