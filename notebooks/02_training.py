@@ -28,8 +28,8 @@
 # train in the background and can be stopped at any time (the run keeps what it learnt).
 #
 # **How long.** The default, 300 uniform steps on clean tasks, makes Run All take about 1.5 minutes on
-# two CPU cores: a few seconds of training per 100 steps, a second per validation (100 tasks), about
-# 10–20 s for the 600-task test. The gallery figure is 1,000 steps (`make figures` passes
+# two CPU cores (75 s measured in JupyterLab with the cores shared with a training grid; 4 minutes
+# when that grid loaded them heavily). The gallery figure is 1,000 steps (`make figures` passes
 # `-p STEPS 1000`); ATS costs about ten times a uniform step.
 
 # %% tags=["parameters"]

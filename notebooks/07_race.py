@@ -26,8 +26,9 @@
 # are noisy tasks). At the end: test accuracy on the 600 fixed meta-test tasks with 95% CIs.
 # **Stop** ends the race at any time (no final test).
 #
-# **How long.** Run All takes about 20 s: nothing trains until you press Race. A race of 100 steps
-# takes about 1.5–2 minutes on two CPU cores. To fit that budget the race is smaller than the
+# **How long.** Run All takes about 10 s: nothing trains until you press Race. A race of 100 steps
+# takes about 1.5 minutes on two CPU cores (88 s measured; 3.5 minutes while a training grid shared
+# the cores). To fit that budget the race is smaller than the
 # reproduction grids, the same for every method: 5 query examples per class (grids: 10),
 # validation on 50 tasks every tenth of the budget (grids: 100), one seed. It is a demonstration;
 # `05_results` holds the study.
