@@ -1,4 +1,5 @@
 """The noise-ratio race (atslib.race) and LiveRun's progress reports, at toy sizes."""
+import shutil
 import time
 
 import pytest
@@ -8,9 +9,18 @@ from helpers import tiny_config
 SMALL = dict(n_val_tasks=4, n_test_tasks=6, eval_every=1)
 
 
-def test_race_finishes_with_test_scores_and_draws():
+@pytest.fixture
+def init(tmp_path):
+    """A copy of the clean-pretrained start: a run from it may cache its start validation next to it."""
     from atslib import race
-    r = race.Race(0.6, 0.8, steps=2, methods=("uniform", "ats"), **SMALL).start()
+    d = tmp_path / "init"
+    shutil.copytree(race.INIT, d)
+    return str(d)
+
+
+def test_race_finishes_with_test_scores_and_draws(init):
+    from atslib import race
+    r = race.Race(0.6, 0.8, steps=2, methods=("uniform", "ats"), init=init, **SMALL).start()
     assert r.wait(120) and not r.errors, r.errors
     snap = r.snapshot()
     for m in ("uniform", "ats"):
@@ -22,9 +32,9 @@ def test_race_finishes_with_test_scores_and_draws():
     assert "±" in race.status_line(snap)
 
 
-def test_race_stop_ends_every_racer_quickly():
+def test_race_stop_ends_every_racer_quickly(init):
     from atslib import race
-    r = race.Race(0.6, 0.8, steps=500, methods=("uniform", "ats"), **SMALL).start()
+    r = race.Race(0.6, 0.8, steps=500, methods=("uniform", "ats"), init=init, **SMALL).start()
     time.sleep(3)
     t0 = time.monotonic()
     r.stop()
