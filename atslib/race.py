@@ -365,7 +365,7 @@ def noise_ratio_view(results: str | Path = ROOT / "results", methods=("uniform",
             axes[0].errorbar(g["ratio"], g["mean"], yerr=g["ci95"], marker="o", capsize=3, label=m,
                              color=plots.METHOD_COLORS.get(m, "black"), ls="--" if m == "BNS" else "-")
         axes[0].axvline(r, color="grey", lw=6, alpha=0.2)
-        axes[0].set_xlabel("noise ratio"), axes[0].set_ylabel("test accuracy (%), mean of 3 seeds")
+        axes[0].set_xlabel("noise ratio"), axes[0].set_ylabel("test accuracy (%), mean over seeds")
         axes[0].set_title("committed grid: 150 steps from the clean-pretrained start", fontsize=9)
         plots.legend_outside(axes[0])
         pools = R.pool_records(df, "noise-ratio", f"r{r}", "ats")
@@ -373,7 +373,7 @@ def noise_ratio_view(results: str | Path = ROOT / "results", methods=("uniform",
             pools = pools[pools["seed"] == pools["seed"].min()]
             last = int(pools["step"].max())
             plots.loss_sim_scatter(pools[pools["step"] == last], [last], axes=[axes[1]],
-                                   title=f"ATS, noise {r}, seed 0,")
+                                   title=f"ATS, noise {r}, seed 0,", colorbar=False)
             fig.colorbar(axes[1].collections[-1], ax=axes[1], fraction=0.05, label="ATS probability")
         fig.tight_layout()
         widgets._show(out, fig, "noise-ratio grid")
