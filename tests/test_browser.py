@@ -415,3 +415,12 @@ def test_noise_ratio_race_live_and_stop(lab, page, tmp_path):
         assert halt.is_disabled()
         view.screenshot(path=str(SHOTS / "07_race_stopped.png"))
         print(f"07_race in the browser: {time.monotonic() - t0:.1f} s")
+
+
+def test_make_lab_turns_autosave_off(lab):
+    """Tweaking a notebook in `make lab` must not rewrite the committed .ipynb / paired .py unless saved."""
+    base, _ = lab
+    s = _api(base, "/lab/api/settings/@jupyterlab/docmanager-extension:plugin")
+    # overrides.json replaces the schema's default (what the Lab uses unless a user setting says otherwise)
+    assert s["schema"]["properties"]["autosave"]["default"] is False, s["schema"]["properties"]["autosave"]
+    assert s["settings"].get("autosave", False) is False
