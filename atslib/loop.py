@@ -34,7 +34,8 @@ def start_validation(run: "Run") -> float:
 
     Runs that start from the same ``--init`` checkpoint on the same validation tasks share this
     number, so it is computed once per process and kept in ``start_val.json`` next to that
-    checkpoint (keyed by the settings it depends on); a run from scratch validates its own start.
+    checkpoint (keyed by the settings it depends on; git ignores it under ``results/``, where it is
+    only a cache); a run from scratch validates its own start.
     """
     cfg = run.cfg
     if not cfg.init:
