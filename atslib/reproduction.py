@@ -125,9 +125,11 @@ def cell_stats(df, grid, cell, methods=METHOD_ORDER) -> pd.DataFrame:
                      "r2_median": float(r["r2_median"].astype(float).mean()) if "r2_median" in r else float("nan"),
                      "r2_gt_03": float(r["r2_gt_03"].astype(float).mean()) if "r2_gt_03" in r else float("nan"),
                      "noise_auc": float(r["noise_auc"].astype(float).mean()) if "noise_auc" in r else float("nan"),
+                     "clean_share": float(r["clean_share"].astype(float).mean()) if "clean_share" in r else float("nan"),
+                     "steps": int(r["steps"].max()) if "steps" in r else -1,
                      "wall": float(r["wall_seconds"].astype(float).mean())})
     return pd.DataFrame(rows, columns=["method", "n", "mean", "ci95", "val", "r2_median", "r2_gt_03", "noise_auc",
-                                       "wall"])
+                                       "clean_share", "steps", "wall"])
 
 
 def bns(df, grid, cell, candidates=NON_ADAPTIVE) -> str | None:
