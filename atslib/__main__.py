@@ -69,11 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("grid")
     s.add_argument("--out", required=True)
     s.add_argument("--executor", default="local", choices=("local", "process", "ray"))
-    s.add_argument("--address", default=None)
-    s.add_argument("--workers", type=int, default=1, help="process executor: parallel runs (default 1)")
+    s.add_argument("--address", default=None,
+                   help="ray executor: a cluster to join - auto (started on this machine with ray start), HOST:PORT "
+                        "(the head's GCS port, 6379), ray://HOST:10001 (Ray Client); default: a fresh local Ray")
+    s.add_argument("--workers", type=int, default=None,
+                   help="the most runs at once (local: 1; process: default 1; ray: default as many as fit)")
     s.add_argument("--scale", default="cpu", help="the grid's scale preset (default cpu; gpu = the paper's settings)")
-    s.add_argument("--num-cpus", type=int, default=1, help="ray executor: CPUs per run (default 1)")
+    s.add_argument("--num-cpus", type=float, default=1, help="ray executor: CPUs per run (default 1)")
     s.add_argument("--num-gpus", type=float, default=0, help="ray executor: GPUs per run (default 0)")
+    s.add_argument("--no-shared-fs", dest="shared_fs", action="store_false",
+                   help="ray executor: workers never use the driver's folders (checkpoints travel through the "
+                        "driver), as on a cluster without a shared file system")
     s.add_argument("--limit", type=int, default=None, help="train at most this many unfinished runs, then stop")
     s.add_argument("--only", nargs="+", default=None, help="only these cells or methods")
     s.add_argument("--seeds", nargs="+", type=int, default=None, help="only runs with these seeds")
@@ -130,7 +136,8 @@ def main(argv=None) -> int:
         if args.command == "sweep":
             from .sweep import run_sweep
             return run_sweep(args.grid, args.out, args.executor, args.address, args.workers, args.scale,
-                             args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet, args.seeds)
+                             args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet, args.seeds,
+                             args.shared_fs)
         if args.command == "bench":
             from .bench import main as bench_main
             return bench_main(args)

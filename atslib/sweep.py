@@ -26,10 +26,12 @@ copied and the row says ``reused_from`` - so grids sharing a cell do not train i
 ``summary.csv`` (one row per run) and ``cells.csv`` (per cell and method: mean and 95% CI over
 seeds) are rewritten after every run.
 
-Executors: ``local`` (sequential, in this process), ``process`` (a local process pool, ``workers``
-processes) and ``ray`` (each run a Ray task with ``num_cpus``/``num_gpus``; ``address`` = an
-existing cluster, none = a local Ray). A Ray worker sends the run's record files back to the driver,
-which writes them, so a cluster needs no shared file system.
+Executors: ``local`` (sequential, in this process), ``process`` (a local process pool) and ``ray``
+(each run a Ray task with ``num_cpus``/``num_gpus``; ``address`` = an existing cluster, none = a
+fresh local Ray; see ``atslib.cluster``). ``workers`` means the same under each: the most runs at
+once (local: 1 only; process: default 1; ray: default as many as the cluster's resources fit). A Ray
+worker that does not share the driver's file system sends its checkpoints and the run's record files
+back to the driver, which writes them, so a cluster needs no shared file system and loses no work.
 """
 from __future__ import annotations
 
@@ -199,34 +201,6 @@ def train_one(config: dict, out: str, ship: bool = False) -> dict:
     return res
 
 
-def _ray_train(config: dict, out: str, cwd: str, init_files: dict) -> dict:
-    """A Ray task. It works in the driver's folder when this node sees it (one machine, a shared file
-    system), else in a temporary folder where the ``--init`` checkpoint sent along is laid out at
-    the same relative path, so the run's config is the driver's, unchanged."""
-    import os
-    import tempfile
-    work = cwd if Path(cwd).is_dir() else tempfile.mkdtemp(prefix="atslib-ray-")
-    os.chdir(work)
-    init = config.get("init")
-    if init and not (Path(init) / "best.pt").is_file():
-        for f, data in init_files.items():
-            atomic_write(Path(init) / f, data)
-    target = Path(out)
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        return train_one(config, str(target), ship=True)
-    except OSError:
-        with tempfile.TemporaryDirectory() as tmp:
-            return train_one(config, tmp, ship=True)
-
-
-def _init_files(config: dict) -> dict:
-    init = config.get("init")
-    if not init:
-        return {}
-    return {f: (Path(init) / f).read_bytes() for f in ("config.json", "best.pt") if (Path(init) / f).is_file()}
-
-
 # -- bookkeeping ---------------------------------------------------------------------------
 def is_done(spec: RunSpec) -> bool:
     return (spec.dir / "summary.json").is_file()
@@ -326,20 +300,56 @@ def _check_inits(specs: list[RunSpec]) -> None:
                             f"--out {Path(init).parent})")
 
 
-def run_sweep(grid_path, out, executor: str = "local", address: str | None = None, workers: int = 1,
-              scale: str = "cpu", num_cpus: int = 1, num_gpus: float = 0, limit: int | None = None,
-              only: list[str] | None = None, progress: bool = True, seeds: list[int] | None = None) -> int:
-    """Run every unfinished run of the grid; returns 0 when all are done (the CLI's exit code)."""
+def run_sweep(grid_path, out, executor: str = "local", address: str | None = None, workers: int | None = None,
+              scale: str = "cpu", num_cpus: float = 1, num_gpus: float = 0, limit: int | None = None,
+              only: list[str] | None = None, progress: bool = True, seeds: list[int] | None = None,
+              shared_fs: bool = True) -> int:
+    """Run every unfinished run of the grid; returns 0 when all are done (the CLI's exit code).
+
+    ``workers``: the most runs at once (None: local and process 1, ray as many as fit the cluster).
+    ``shared_fs=False`` (ray): workers never use the driver's folders, as on a cluster without a
+    shared file system (checkpoints travel through the driver)."""
+    ray_conn: list = []            # the Ray connection this sweep opened (closed whatever happens)
+    try:
+        return _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_gpus, limit, only,
+                          progress, seeds, shared_fs, ray_conn)
+    finally:
+        for conn in ray_conn:
+            conn.close()
+
+
+def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_gpus, limit, only, progress, seeds,
+               shared_fs, ray_conn) -> int:
     if executor not in ("local", "process", "ray"):
         raise GridError(f"--executor {executor!r}: allowed: local, process, ray")
-    if not isinstance(workers, int) or workers < 1:
+    if workers is not None and (type(workers) is not int or workers < 1):
         raise GridError(f"--workers {workers!r}: must be an integer >= 1")
+    if executor == "local" and workers not in (None, 1):
+        raise GridError(f"--workers {workers}: the local executor runs one run at a time; allowed: --workers 1, "
+                        f"or --executor process / ray for {workers} at once")
+    if executor != "ray" and (address is not None or not shared_fs):
+        opt = "--address" if address is not None else "--no-shared-fs"
+        raise GridError(f"{opt}: only for --executor ray; allowed: --executor ray {opt} ...")
+    if executor == "ray":
+        for opt, v, lo in (("--num-cpus", num_cpus, 0), ("--num-gpus", num_gpus, 0)):
+            if not isinstance(v, (int, float)) or v != v or v < lo or (opt == "--num-cpus" and v == 0 and not num_gpus):
+                raise GridError(f"{opt} {v!r}: allowed: a number >= 0 (and --num-cpus > 0 unless --num-gpus > 0)")
+    elif (num_cpus, num_gpus) != (1, 0):
+        raise GridError(f"--num-cpus/--num-gpus: per-run Ray resources, only for --executor ray; allowed: "
+                        f"--executor ray, or neither option")
     grid = load_grid(grid_path)
     out = Path(out)
     every = expand(grid, out, scale)            # the tables always cover the whole grid
     specs = select(every, only) if only else every
     specs = select_seeds(specs, seeds) if seeds else specs
     name = grid.get("name", Path(grid_path).stem)
+    if executor == "ray":                       # connect (or fail in one line) before anything is written
+        import importlib.util
+        if importlib.util.find_spec("ray") is None:
+            raise GridError("--executor 'ray': ray is not installed; allowed: pip install 'atslib[ray]', "
+                            "or --executor local/process") from None
+        from .cluster import open_cluster
+        ray_conn.append(open_cluster(address, num_cpus, num_gpus))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -392,7 +402,8 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
     elif executor == "process":
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent) as pool:
+        with ProcessPoolExecutor(workers or 1, mp_context=mp.get_context("spawn"),
+                                 initializer=_die_with_parent) as pool:
             futs = {pool.submit(train_one, s.config, str(s.dir)): s for s in todo}
             for fut in as_completed(futs):
                 try:
@@ -400,23 +411,13 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
                 except Exception as e:  # noqa: BLE001
                     done(futs[fut], error=f"{type(e).__name__}: {e}")
     else:
-        try:
-            import ray
-        except ModuleNotFoundError:
-            raise GridError("--executor 'ray': ray is not installed; allowed: pip install 'atslib[ray]', "
-                            "or --executor local/process") from None
-        if not ray.is_initialized():
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_ray_train)
-        import os
-        refs = {remote.remote(s.config, str(s.dir.resolve()), os.getcwd(), _init_files(s.config)): s for s in todo}
-        pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            try:
-                done(refs[ready[0]], ray.get(ready[0]))
-            except Exception as e:  # noqa: BLE001
-                done(refs[ready[0]], error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+        from .cluster import run_ray
+
+        def say(line):
+            (bar.write(line, file=sys.stderr) if progress else print(line, file=sys.stderr, flush=True))
+
+        run_ray(ray_conn[0], todo, out, done, bar if progress else None, workers=workers, num_cpus=num_cpus,
+                num_gpus=num_gpus, shared_fs=shared_fs, say=say, label=f"sweep {name}")
     bar.close()
     df = write_tables(every, out, name)
     n_done = int((df["status"] == "done").sum())
