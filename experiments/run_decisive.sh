@@ -2,9 +2,9 @@
 # The runs of the "verdicts that hold" study, in priority order, resumably (stop it any time and start
 # it again: finished runs are skipped, a half-done run resumes from its checkpoint):
 #  1. the two extra clean-pretrained starts (seeds 3, 4);
-#  2. the molecules grid's eta 4 cell, rerun with the numeric safeguards (notebook 06 reads it);
-#  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml),
-#     then the rest of the molecules grid and the drug ablation cells;
+#  2. the molecules grid (eta 4 first: notebook 06 reads it) and the drug ablation cells, rerun
+#     with the numeric safeguards (fast: about 45 minutes on 2 cores);
+#  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml);
 #  4. ats-reweight at equal batch on images;
 #  5. the rest of the decisive study: 1-shot controls, 5-shot, the 3000-step 1-shot cell, ATS with
 #     the authors' warm-up, then
@@ -18,9 +18,9 @@ failed=0
 sweep() { $PY -m atslib sweep "experiments/$1.yaml" --out "results/$1" "${@:2}" || failed=1; }
 sweep pretrain "$@"
 sweep molecules --only eta4 "$@"
-sweep decisive --only 1shot uniform ats rank-sim-loss spl --seeds 0 1 2 3 4 "$@"
 sweep molecules "$@"
 sweep ablations --only drug-eta4 drug-eta4-reweight-all "$@"
+sweep decisive --only 1shot uniform ats rank-sim-loss spl --seeds 0 1 2 3 4 "$@"
 sweep ablations --only 1shot-reweight-top 5shot-reweight-top "$@"
 sweep decisive --only 1shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 5shot --seeds 0 1 2 3 4 "$@"
