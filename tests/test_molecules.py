@@ -16,9 +16,6 @@ from atslib.molecules import AssaySampler, load_molecules, meta_test_parts, pad_
 from atslib.tasks import stream
 from helpers import tiny_config
 
-CHECK = Path("/work/shared/checks/check_run.py")
-
-
 @pytest.fixture(scope="module")
 def mol():
     return load_molecules()
@@ -164,8 +161,8 @@ def test_smoke_run(tmp_path, method):
     from atslib import meta_train
     cfg = tiny_config(dataset="molecules", method=method, noise_scale=4.0, noise_ratio=0.5, n_test_tasks=6)
     meta_train(cfg, out=tmp_path / method)
-    res = subprocess.run(["python3", str(CHECK), str(tmp_path / method)], capture_output=True, text=True)
-    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
+    from atslib.contract import check_run
+    assert check_run(tmp_path / method) == []
     s = json.loads((tmp_path / method / "summary.json").read_text())
     assert s["dataset"] == "molecules" and s["noise_scale"] == 4.0 and s["n_test_tasks"] == 6
     for k in ("r2_mean", "r2_median", "r2_gt_03", "best_val", "wall_seconds"):

@@ -1,0 +1,39 @@
+"""The run-directory contract (``atslib.contract``): real runs keep it, and the check sees gaps."""
+import json
+import shutil
+
+import pytest
+
+from atslib import meta_train
+from atslib.contract import check_run
+from helpers import ROOT, tiny_config
+
+
+@pytest.mark.parametrize("method", ["uniform", "ats"])
+def test_a_fresh_image_run_keeps_the_contract(tmp_path, method):
+    meta_train(tiny_config(method=method, noise_ratio=0.5), out=tmp_path / method)
+    assert check_run(tmp_path / method) == []
+
+
+def test_committed_runs_keep_the_contract():
+    runs = sorted(p.parent for p in (ROOT / "results").glob("*/*/*/summary.json"))
+    if not runs:
+        pytest.skip("no committed runs")
+    bad = {str(r.relative_to(ROOT)): check_run(r) for r in runs[:: max(1, len(runs) // 60)]}
+    assert not any(bad.values()), {k: v for k, v in bad.items() if v}
+
+
+def test_the_check_reports_each_gap(tmp_path):
+    run = tmp_path / "r"
+    meta_train(tiny_config(method="ats", noise_ratio=0.5), out=run)
+    s = json.loads((run / "summary.json").read_text())
+    for k in ("noise_auc", "test_ci95", "seed"):
+        del s[k]
+    (run / "summary.json").write_text(json.dumps(s))
+    (run / "test_scores.csv").unlink()
+    (run / "pool.csv.gz").unlink()
+    gaps = check_run(run)
+    assert {"summary.json lacks noise_auc", "summary.json lacks test_ci95", "summary.json lacks seed",
+            "missing test_scores.csv"} <= set(gaps) and any("pool.csv.gz" in g for g in gaps)
+    shutil.rmtree(run)
+    assert "missing summary.json" in check_run(run)
