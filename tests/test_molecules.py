@@ -1,7 +1,5 @@
 """The molecular track: R^2 metric, Drug-noisy label noise, split hygiene, padding masks, smoke runs."""
 import json
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
