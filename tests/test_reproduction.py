@@ -222,3 +222,19 @@ def test_start_candidate_applied_exactly_to_runs_that_predate_it():
     # runs that validated their own start (validate_start) are never touched
     own = [d for d in df.dir if "validate_start" in json.loads((Path(d) / "config.json").read_text())["config"]]
     assert not df[df.dir.isin(own)].kept_start.any()
+
+
+def test_auc_equals_the_mann_whitney_statistic():
+    """AUC = U / (n_pos n_neg), ties counted 1/2 (scipy's Mann-Whitney U of the positives)."""
+    from scipy.stats import mannwhitneyu
+
+    from atslib.metrics import auc
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        score = rng.integers(0, 6, 40).astype(float)          # many ties
+        pos = rng.random(40) < 0.4
+        if pos.all() or not pos.any():
+            continue
+        u = mannwhitneyu(score[pos], score[~pos]).statistic
+        assert auc(score, pos) == pytest.approx(u / (pos.sum() * (~pos).sum()), abs=1e-12)
+    assert np.isnan(auc([1.0, 2.0], [True, True]))
