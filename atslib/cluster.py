@@ -209,7 +209,7 @@ def _restore(env: dict) -> None:
 def connect(address: str | None, timeout: float = CONNECT_TIMEOUT) -> Connection:
     """Start a fresh local Ray (no address) or join a cluster; one-line ClusterError on failure."""
     kind, host, port = parse_address(address)
-    env_before = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_BACKEND_LOG_LEVEL")}
+    env_before = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE",)}
     try:
         return _connect(address, kind, host, port, timeout, env_before)
     except BaseException:
@@ -219,10 +219,6 @@ def connect(address: str | None, timeout: float = CONNECT_TIMEOUT) -> Connection
 
 def _connect(address, kind, host, port, timeout, env_before) -> Connection:
     import logging
-    if kind != "local":
-        # the driver's own C++ warnings (a retried GCS connection, once a second) would bury the one-line
-        # error; read when Ray is first imported
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     import ray
     if ray.is_initialized():
         raise ClusterError("--executor ray: Ray is already initialized in this process; allowed: ray.shutdown() "
@@ -347,7 +343,10 @@ def ray_task(name: str, config: dict, out: str, cwd: str, marker: str | None, in
         if init and not (Path(init) / "best.pt").is_file():
             _write_files(Path(init), init_files)      # the --init start at the path the config names
         target = Path(tmp) / "run"
-        latest = ray.get(board.latest.remote(name), timeout=CALL_TIMEOUT)
+        try:
+            latest = ray.get(board.latest.remote(name), timeout=CALL_TIMEOUT)
+        except (ray.exceptions.RayError, TimeoutError):     # a board restarted with its node: the driver's copy
+            latest = None
         best, source = None, "step 0"
         for got, where in ((ckpt, "the driver's --out"), (latest, "the board")):
             if got is not None and (best is None or got[0] > best[0]):
@@ -371,7 +370,10 @@ def ray_task(name: str, config: dict, out: str, cwd: str, marker: str | None, in
             def checkpoint():              # every checkpoint written here is sent to the driver too
                 write()
                 files = {f: (target / f).read_bytes() for f in CHECKPOINT_FILES if (target / f).is_file()}
-                ray.get(board.checkpoint.remote(name, run.step, files), timeout=CALL_TIMEOUT)
+                try:
+                    ray.get(board.checkpoint.remote(name, run.step, files), timeout=CALL_TIMEOUT)
+                except (ray.exceptions.RayError, TimeoutError):  # the next checkpoint goes instead
+                    pass
 
             run.checkpoint = checkpoint
         run.train([progress])
@@ -398,8 +400,11 @@ def _init_files(config: dict) -> dict:
 def _driver_checkpoint(spec: RunSpec):
     if not (spec.dir / "checkpoint.pt").is_file():
         return None
-    from .runs import load_torch
-    step = int(load_torch(spec.dir / "checkpoint.pt")["step"])
+    from .runs import RunError, load_torch
+    try:
+        step = int(load_torch(spec.dir / "checkpoint.pt")["step"])
+    except (RunError, KeyError, TypeError, ValueError):      # unreadable: the run starts again
+        return None
     return step, _driver_files(spec, CHECKPOINT_FILES)
 
 
@@ -440,9 +445,11 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
             marker = uuid.uuid4().hex
             from .runs import atomic_write
             atomic_write(marker_path, marker + "\n")
-        here = ray.get_runtime_context().get_node_id()
-        board = ray.remote(num_cpus=0)(Board).options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
+        # the board lives on the head node (the cluster ends with it anyway), else on the driver's
+        heads = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and "node:__internal_head__" in n["Resources"]]
+        home = heads[0] if heads else ray.get_runtime_context().get_node_id()
+        board = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(Board).options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(home, soft=not heads)).remote()
         task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=3)(ray_task)
         cwd = os.getcwd()
         queue, refs = list(todo), {}
@@ -451,7 +458,7 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
             while queue and len(refs) < cap:
                 s = queue.pop(0)
                 ref = task.remote(s.name, s.config, str(s.dir.resolve()), cwd, marker, _init_files(s.config),
-                                  None if shared_fs and marker else _driver_checkpoint(s), board)
+                                  _driver_checkpoint(s), board)    # for a worker that cannot see --out
                 refs[ref] = s
 
         by_name = {s.name: s for s in todo}
@@ -461,7 +468,14 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
 
         def sync():
             nonlocal seen, n_events, peak
-            state = ray.get(board.poll.remote(seen, n_events), timeout=CALL_TIMEOUT)
+            try:
+                state = ray.get(board.poll.remote(seen, n_events), timeout=CALL_TIMEOUT)
+            except (ray.exceptions.RayError, TimeoutError) as e:  # its node died: it restarts elsewhere
+                say(f"{label}: progress board unavailable ({type(e).__name__}); retrying")
+                return {}
+            if state["version"] < seen:                          # a restarted board counts from 0 again
+                seen, n_events = 0, 0
+                return {}
             for run, (version, step, files) in sorted(state["ckpt"].items(), key=lambda kv: kv[1][0]):
                 if run in by_name and not (by_name[run].dir / "summary.json").is_file():
                     _write_files(by_name[run].dir, files)
