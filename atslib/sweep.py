@@ -323,7 +323,7 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
     if executor not in ("local", "process", "ray"):
         raise GridError(f"--executor {executor!r}: allowed: local, process, ray")
     if workers is not None and (type(workers) is not int or workers < 1):
-        raise GridError(f"--workers {workers!r}: must be an integer >= 1")
+        raise GridError(f"--workers {workers!r}: allowed: an integer >= 1 (the most runs at once)")
     if executor == "local" and workers not in (None, 1):
         raise GridError(f"--workers {workers}: the local executor runs one run at a time; allowed: --workers 1, "
                         f"or --executor process / ray for {workers} at once")
