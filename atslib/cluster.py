@@ -515,6 +515,8 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
                 running = sync()
             for ref in ready:
                 s = refs.pop(ref)
+                if bar is not None:
+                    bar.n = base + finished          # done() counts the run itself
                 try:
                     result = ray.get(ref, timeout=CALL_TIMEOUT)
                 except Exception as e:  # noqa: BLE001 - one failed run must not stop the sweep

@@ -175,7 +175,17 @@ def test_workers_means_the_most_runs_at_once_or_a_clear_error(tmp_path):
 
 
 # -- a local Ray (while another Ray runs on the machine) -------------------------------------------
-def test_local_ray_is_fresh_even_beside_another_cluster_and_matches_local(tmp_path, cluster, capfd):
+@pytest.fixture
+def ray_tmpdir(monkeypatch):
+    """A local Ray's session folder of its own (short: Ray's socket paths must fit), removed after."""
+    import shutil
+    short = tempfile.mkdtemp(prefix="atsray", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", short)
+    yield Path(short)
+    shutil.rmtree(short, ignore_errors=True)
+
+
+def test_local_ray_is_fresh_even_beside_another_cluster_and_matches_local(tmp_path, cluster, capfd, ray_tmpdir):
     """No --address: a Ray of its own (address="local"), not the test cluster that runs meanwhile;
     --workers 1 runs one at a time; results equal --executor local's."""
     from atslib.sweep import run_sweep
@@ -187,6 +197,7 @@ def test_local_ray_is_fresh_even_beside_another_cluster_and_matches_local(tmp_pa
     assert "up to 1 at once (--workers)" in err and "at most 1 run ran at once" in err
     assert not ray.is_initialized() and os.environ.get("RAY_AUTH_MODE") == auth_mode    # the sweep cleaned up
     assert (pd.read_csv(tmp_path / "r" / "g" / "summary.csv")["status"] == "done").all()
+    assert list(ray_tmpdir.glob("ray/session_*"))                   # the local Ray lived in the test's folder
     run_sweep(g, tmp_path / "l" / "g", progress=False)
     a, b = summaries(tmp_path / "r" / "g"), summaries(tmp_path / "l" / "g")
     assert a.keys() == b.keys() and len(a) == 2
