@@ -81,9 +81,10 @@ def _reachable(host: str, port: int, timeout: float = 5.0) -> str | None:
         return e.strerror or type(e).__name__
 
 
-def _token_mode() -> None:
-    """RAY_AUTH_MODE=token for this process; Ray reads its config once, so it is refreshed too."""
-    os.environ["RAY_AUTH_MODE"] = "token"
+def _set_auth_mode(mode: str) -> None:
+    """RAY_AUTH_MODE for this process (restored by Connection.close); Ray reads its config once, so it is
+    refreshed too."""
+    os.environ["RAY_AUTH_MODE"] = mode
     try:
         from ray._raylet import Config
         Config.initialize("")
@@ -111,8 +112,8 @@ class Connection:
         self.max_node_gpus = max((r.get("GPU", 0) for r in res), default=0)
 
     def describe(self) -> str:
-        s = (f"ray: {self.where}: {self.nodes} node{'s' * (self.nodes != 1)}, {self.cpus:g} CPUs, "
-             f"{self.gpus:g} GPUs")
+        s = (f"ray: {self.where}: {self.nodes} node{'s' * (self.nodes != 1)}, {self.cpus:g} CPU{'s' * (self.cpus != 1)}"
+             f", {self.gpus:g} GPU{'s' * (self.gpus != 1)}")
         return s + (f"; dashboard {self.dashboard}" if self.dashboard else "")
 
     def close(self) -> None:
@@ -133,28 +134,58 @@ except BaseException as e:
 """
 
 
-def _probe(address: str, what: str, timeout: float) -> None:
+def _probe(address: str, what: str, timeout: float, auth_mode: str | None) -> str:
     """Join the cluster from a child process first: Ray retries a silent or refusing cluster for minutes
-    and prints a warning a second meanwhile; the child is stopped after ``timeout`` s and its output kept."""
+    and prints a warning a second meanwhile. Returns "ok", or "auth" as soon as the cluster refuses the
+    child's token (or its lack of one); raises ClusterError for anything else, and after ``timeout`` s."""
     import json
     import subprocess
-    try:
-        r = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True, timeout=timeout,
-                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
-    except subprocess.TimeoutExpired as e:
-        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        if "InvalidAuthToken" in err or "Unauthenticated" in err:
-            raise ClusterError(_auth_message(what)) from None
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    if auth_mode is not None:
+        env["RAY_AUTH_MODE"] = auth_mode
+    p = subprocess.Popen([sys.executable, "-c", _PROBE, address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(p.stderr.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    refused = lambda: any("InvalidAuthToken" in ln or "Unauthenticated" in ln for ln in err)  # noqa: E731
+    while p.poll() is None and time.monotonic() < deadline and not refused():
+        time.sleep(0.1)
+    if p.poll() is None:
+        p.kill()
+        p.wait(10)
+        if refused():
+            return "auth"
         raise ClusterError(f"{what}: no Ray answered within {timeout:.0f} s; allowed: the address `ray start --head` "
-                           f"printed on the head node (HOST:6379), auto on a cluster node, or no --address") from None
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
-    got = json.loads(lines[-1]) if lines else {"ok": False, "type": "exit", "text": f"exit code {r.returncode}"}
+                           f"printed on the head node (HOST:6379), auto on a cluster node, or no --address")
+    lines = [ln for ln in p.stdout.read().splitlines() if ln.startswith("{")]
+    got = json.loads(lines[-1]) if lines else {"ok": False, "type": "exit", "text": f"exit code {p.returncode}"}
     if got["ok"]:
-        return
-    if got["type"] == "AuthenticationError" or "InvalidAuthToken" in r.stderr:
-        raise ClusterError(_auth_message(what))
+        return "ok"
+    if got["type"] == "AuthenticationError" or refused():
+        return "auth"
     raise ClusterError(f"{what}: Ray could not connect ({got['type']}: {got['text'][:200]}); allowed: a running Ray "
                        f"cluster's address (HOST:6379), auto, or no --address for a local Ray")
+
+
+def _join_probe(address: str, what: str, timeout: float) -> None:
+    """Find the auth mode that the cluster accepts. A driver in token mode works with a cluster
+    without auth only in part (the cluster cannot call back, so actors die), so no token is tried
+    first, then this machine's token if the cluster asks for one. RAY_AUTH_MODE set by the user is
+    kept as it is."""
+    t0 = time.monotonic()
+    left = lambda: max(timeout - (time.monotonic() - t0), 1.0)  # noqa: E731
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        if _probe(address, what, left(), None) == "auth":
+            raise ClusterError(_auth_message(what))
+        return
+    if _probe(address, what, left(), "disabled") == "ok":
+        _set_auth_mode("disabled")
+        return
+    if not _token_available() or _probe(address, what, left(), "token") == "auth":
+        raise ClusterError(_auth_message(what))
+    _set_auth_mode("token")
 
 
 def _auth_message(what: str) -> str:
@@ -231,16 +262,14 @@ def _connect(address, kind, host, port, timeout, env_before) -> Connection:
             raise ClusterError(f"--address {address}: nothing answers at {host}:{port} ({why}); allowed: the address "
                                f"`ray start --head` printed on the head node (HOST:6379), auto on a cluster node, "
                                f"ray://HOST:10001 (Ray Client), or no --address for a local Ray")
-        if kind == "hostport" and os.environ.get("RAY_AUTH_MODE") is None and _token_available():
-            # Ray turns token auth on for `ray start --head` once ~/.ray/auth_token exists, but never for a
-            # driver given an explicit address; send the token (a cluster without auth ignores it).
-            _token_mode()
     if kind == "local":
         kw.update(address="local", include_dashboard=False)
     else:
+        # Ray turns token auth on for `ray start --head` once ~/.ray/auth_token exists, but sends the token
+        # only for address auto; the probe finds what this cluster accepts
         kw.update(address=address.strip())
         t0 = time.monotonic()
-        _probe(address.strip(), what, timeout)
+        _join_probe(address.strip(), what, timeout)
         timeout = max(timeout - (time.monotonic() - t0), 10.0)
     box = _ray_init(kw, what, timeout)
     where = {"local": "a local Ray started for this sweep", "auto": "the Ray cluster on this machine (auto)"}.get(

@@ -242,6 +242,17 @@ def test_two_nodes_without_shared_folder_resume_after_a_node_and_the_driver_die(
         assert {n: got[k][n] for n in NUMBERS} == {n: ref[k][n] for n in NUMBERS}, k
 
 
+def test_a_cluster_with_token_auth_and_no_token_is_one_line_fast(tmp_path, cluster):
+    """RAY_AUTH_MODE=disabled (no token sent) against a cluster with token auth: refused at once, in one line."""
+    if cluster["env"].get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the test cluster runs without token auth (no ~/.ray/auth_token when it started)")
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform"]}])
+    r, dt = run_cli(sweep_cmd(g, tmp_path / "o", "--address", cluster["address"]), timeout=60,
+                    env={"RAY_AUTH_MODE": "disabled"})
+    assert r.returncode == 2 and "uses token auth and refused this driver" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and dt < 20 and not (tmp_path / "o").exists()
+
+
 def test_a_run_no_node_can_hold_is_refused_on_a_cluster(tmp_path, cluster):
     from atslib.cluster import ClusterError
     from atslib.sweep import run_sweep
