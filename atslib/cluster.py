@@ -312,10 +312,18 @@ class Board:
         self.ckpt: dict = {}         # run -> (version, step, files)
         self.events: list = []
         self.version = 0
+        self.training: set = set()   # runs whose task is training now (for the most at once)
+        self.peak = 0
 
     def started(self, run: str, step: int, steps: int, node: str, attempt_from: str) -> None:
         self.running[run] = {"step": step, "steps": steps, "node": node, "since": time.time()}
         self.events.append({"run": run, "event": "started", "step": step, "node": node, "from": attempt_from})
+        self.training.add(run)
+        self.peak = max(self.peak, len(self.training))
+
+    def ended(self, run: str) -> None:
+        """A task's training ended (finished or raised): counted out of the runs at once."""
+        self.training.discard(run)
 
     def step(self, run: str, step: int) -> None:
         if run in self.running:
@@ -335,7 +343,8 @@ class Board:
 
     def poll(self, seen: int, first_event: int) -> dict:
         return {"running": dict(self.running), "events": self.events[first_event:],
-                "ckpt": {r: v for r, v in self.ckpt.items() if v[0] > seen}, "version": self.version}
+                "ckpt": {r: v for r, v in self.ckpt.items() if v[0] > seen}, "version": self.version,
+                "peak": self.peak}
 
 
 # -- one run (a Ray task) ---------------------------------------------------------------------
@@ -405,7 +414,10 @@ def ray_task(name: str, config: dict, out: str, cwd: str, marker: str | None, in
                     pass
 
             run.checkpoint = checkpoint
-        run.train([progress])
+        try:
+            run.train([progress])
+        finally:
+            board.ended.remote(name)
         files = {f: (target / f).read_bytes() for f in RECORD_FILES if (target / f).is_file()}
         return {"summary": run.summary, "files": files}
     finally:
@@ -413,6 +425,14 @@ def ray_task(name: str, config: dict, out: str, cwd: str, marker: str | None, in
             os.chdir(cwd if Path(cwd).is_dir() else tempfile.gettempdir())
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _task_error(e: BaseException) -> str:
+    """The run's own error (``RunError: ...``), not Ray's wrapper around it (``RayTaskError(RunError):
+    ray::ray_task() (pid=..)``)."""
+    cause = getattr(e, "cause", None)
+    err = cause if isinstance(cause, BaseException) else e
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
 
 
 def _driver_files(spec: RunSpec, names) -> dict:
@@ -515,7 +535,7 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
                     say(f"{label}: run {ev['run']} resumed at step {ev['step']} (checkpoint from {ev['from']}) on "
                         f"node {ev['node'][:8]}")
             running = state["running"]
-            peak = max(peak, len(running))
+            peak = max(peak, state.get("peak", 0))
             return running
 
         def show(running: dict) -> None:
@@ -549,13 +569,17 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
                 try:
                     result = ray.get(ref, timeout=CALL_TIMEOUT)
                 except Exception as e:  # noqa: BLE001 - one failed run must not stop the sweep
-                    done(s, error=f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
+                    done(s, error=_task_error(e))
                 else:
                     done(s, result)
                 board.finished.remote(s.name)
                 finished += 1
                 submit()
             show(running)
+        try:
+            sync()                                         # the last count of runs at once
+        except Exception:  # noqa: BLE001 - a count is not worth failing a finished sweep for
+            pass
         say(f"{label}: at most {peak} run{'s' * (peak != 1)} ran at once")
     finally:
         marker_path.unlink(missing_ok=True)

@@ -187,18 +187,25 @@ def ray_tmpdir(monkeypatch):
 
 def test_local_ray_is_fresh_even_beside_another_cluster_and_matches_local(tmp_path, cluster, capfd, ray_tmpdir):
     """No --address: a Ray of its own (address="local"), not the test cluster that runs meanwhile;
-    --workers 1 runs one at a time; results equal --executor local's."""
+    --workers 1 runs one at a time; results equal --executor local's; a run that raises is reported
+    with its own error, not Ray's wrapper."""
     from atslib.sweep import run_sweep
-    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0]}])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "best.pt").write_text("not a checkpoint")
+    bad = {"name": "b", "methods": ["uniform"], "config": {"init": str(tmp_path / "bad")}}
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0]}, bad])
     auth_mode = os.environ.get("RAY_AUTH_MODE")
-    assert run_sweep(g, tmp_path / "r" / "g", executor="ray", workers=1, progress=False) == 0
+    assert run_sweep(g, tmp_path / "r" / "g", executor="ray", workers=1, progress=False) == 1
+    failed = (tmp_path / "r" / "g" / "b" / "uniform-s0" / "FAILED").read_text()
+    assert failed.startswith("RunError: ") and "not a run directory" in failed and "ray::" not in failed, failed
     err = capfd.readouterr().err
     assert "ray: a local Ray started for this sweep: 1 node," in err
     assert "up to 1 at once (--workers)" in err and "at most 1 run ran at once" in err
     assert not ray.is_initialized() and os.environ.get("RAY_AUTH_MODE") == auth_mode    # the sweep cleaned up
-    assert (pd.read_csv(tmp_path / "r" / "g" / "summary.csv")["status"] == "done").all()
+    status = pd.read_csv(tmp_path / "r" / "g" / "summary.csv").set_index("run")["status"].to_dict()
+    assert status == {"c/uniform-s0": "done", "c/ats-s0": "done", "b/uniform-s0": "failed"}
     assert list(ray_tmpdir.glob("ray/session_*"))                   # the local Ray lived in the test's folder
-    run_sweep(g, tmp_path / "l" / "g", progress=False)
+    assert run_sweep(g, tmp_path / "l" / "g", progress=False) == 1
     a, b = summaries(tmp_path / "r" / "g"), summaries(tmp_path / "l" / "g")
     assert a.keys() == b.keys() and len(a) == 2
     for k in a:
