@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .sweep import FAILED, RECORD_FILES, GridError, RunSpec  # noqa: F401 - FAILED kept for callers
+from .sweep import RECORD_FILES, GridError, RunSpec
 
 # seconds: a cluster that does not answer by then is reported, not waited for (ATSLIB_RAY_CONNECT_TIMEOUT)
 CONNECT_TIMEOUT = float(os.environ.get("ATSLIB_RAY_CONNECT_TIMEOUT", 30))
