@@ -545,13 +545,16 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
             running = {r: v for r, v in running.items() if r in live}
             frac = sum(min(1.0, v["step"] / max(v["steps"], 1)) for v in running.values())
             bar.n = round(base + finished + frac, 2)
+            # submitted, not training yet: those the cluster has room for are starting (a worker imports
+            # torch), the others wait for resources (other jobs on the cluster are not counted)
             not_started = len(refs) - len(running)
-            free = ray.available_resources()
-            fits = free.get("CPU", 0) >= num_cpus and free.get("GPU", 0) >= num_gpus
+            starting = min(not_started, max(fit - len(running), 0))
             items = ", ".join(f"{r} {v['step']}/{v['steps']}" for r, v in sorted(running.items())[:4])
             parts = [f"running {len(running)}" + (f" [{items}{' ...' if len(running) > 4 else ''}]" if items else "")]
-            if not_started:
-                parts.append(f"{'starting' if fits else 'waiting for resources'} {not_started}")
+            if starting:
+                parts.append(f"starting {starting}")
+            if not_started > starting:
+                parts.append(f"waiting for resources {not_started - starting}")
             if queue:
                 parts.append(f"queued {len(queue)}")
             bar.set_postfix_str(", ".join(parts), refresh=True)
