@@ -21,8 +21,10 @@ The real update uses the top-B tasks by weight, renormalised (``reweight_update=
 batch as every other method) or all P (``"all"``, the authors' variant).
 
 Safeguards (``Config``): the look-ahead's meta-gradient is clipped to ``lookahead_max_norm``;
-advantages are winsorised at ``adv_clip`` x their running scale and one beyond ``adv_reject`` x
-counts as a non-finite reward; the factors are checked before phi sees them. ``warmup`` steps
+advantages are winsorised at ``adv_clip`` x their running scale, and at a step with one beyond
+``adv_reject`` x (a look-ahead model diverged) phi does not update (``phi_skipped``), while theta's
+update goes on; a non-finite reward stops or skips the step (``on_nonfinite``); the factors are
+checked before phi sees them. ``warmup`` steps
 train phi while theta's updates are not applied (the authors' warm-up).
 ``ats-cheap`` scores the pool from one gradient-free backbone pass on a query subsample (head-only
 similarity) and runs steps 2-4 only every ``cheap_every`` steps.
@@ -34,7 +36,7 @@ import torch
 from .samplers import Method, Selection
 from .scheduler import AdvantageBound, Baseline, SchedulerNet, draw, entropy, reinforce_loss, standardize
 from .tasks import stream
-from .train import NonFiniteError, check_finite
+from .train import check_finite
 
 
 def checked(step: int, f):
@@ -97,18 +99,16 @@ class ATS(Method):
             total = sum(rewards)
             advs = [r - (total - r) / (k - 1) for r in rewards]
         raw, advs = advs, self.bound(advs)
-        if advs is None:                                # an absurd advantage counts as a non-finite reward
-            raise NonFiniteError(f"step {ctx.step}: advantage {max(raw, key=abs):.3g} is beyond {self.cfg.adv_reject:g} x "
-                                 f"its running scale {self.bound.scale():.3g}; the last good checkpoint is kept "
-                                 f"(--on-nonfinite skip skips such steps instead)")
+        info = {"reward": sum(rewards) / k, "advantage_raw": raw[0], "lookahead_norm": ctx.lookahead_norm()}
+        if advs is None:   # an absurd advantage (a look-ahead model diverged): phi learns nothing from this step
+            return {**info, "phi_skipped": 1}
         self.baseline.update(rewards[0] if k == 1 else total / k)
         self.opt.zero_grad(set_to_none=True)
         loss = sum(reinforce_loss(d.log_prob, a) for d, a in zip(draws, advs)) / k
         loss.backward()
         self.opt.step()
-        return {"reward": sum(rewards) / k, "advantage": advs[0], "advantage_raw": raw[0],
-                "baseline": self.baseline.value, "log_prob": float(draws[0].log_prob.detach()),
-                "lookahead_norm": ctx.lookahead_norm()}
+        return {**info, "advantage": advs[0], "baseline": self.baseline.value,
+                "log_prob": float(draws[0].log_prob.detach())}
 
     def select(self, ctx):
         x = self.inputs(checked(ctx.step, self.factors(ctx)))

@@ -71,7 +71,7 @@ class Config:
     # meta-gradient norms are ~3.7 (median) / 7.3 (p90) on images, ~12 / 25 on molecules, spikes up to 1.2e5
     lookahead_max_norm: float = 10.0  # clip the look-ahead's meta-gradient to this global L2 norm (0 = unbounded)
     adv_clip: float = 5.0            # winsorise REINFORCE advantages at +-adv_clip x their running scale (0 = off)
-    adv_reject: float = 1e6          # an advantage beyond adv_reject x that scale counts as a non-finite reward (0 = off)
+    adv_reject: float = 1e6          # beyond adv_reject x that scale, phi skips the step's update; theta's goes on (0 = off)
     reweight_update: str = "top"     # ats-reweight's real update: "top" (top-B tasks by weight, renormalised) or "all" (all P)
     reward: str = "loss"             # reward metric on validation tasks: "loss" (-loss) or "acc"
     reward_paired: bool = True       # reward R(theta~) - R(theta) on the same validation tasks

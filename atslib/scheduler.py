@@ -124,7 +124,7 @@ class AdvantageBound:
 
     The scale is the median |advantage| of the last ``window`` finite ones (robust to the spikes it
     guards against). An advantage beyond ``clip`` x scale is cut to that bound; one beyond
-    ``reject`` x scale is reported as an outlier (``None``), to be treated like a non-finite reward.
+    ``reject`` x scale is reported as an outlier (``None``): the caller learns nothing from it.
     Until ``min_count`` advantages were seen the scale is unknown and only the finiteness check
     applies. ``clip = 0`` / ``reject = 0`` turn a bound off.
     """

@@ -129,3 +129,21 @@ def test_scheduler_warmup_trains_phi_while_theta_stays():
     assert [s for s, same, _, _ in cfg_steps if same] == [0, 1, 2]          # theta fixed during the warm-up
     assert [s for s, _, upd, _ in cfg_steps if upd] == [3, 4]
     assert cfg_steps[2][3]                                                  # ... while phi has learnt
+
+
+def test_an_absurd_advantage_skips_phis_update_and_training_goes_on():
+    """A finite advantage far beyond the running scale (a look-ahead model whose validation loss
+    exploded): phi learns nothing from that step, theta's update and the run go on."""
+    from atslib.context import StepContext
+    from atslib.samplers import make_method
+    from atslib.train import build_setup
+    cfg = tiny_config(method="ats", noise_ratio=0.5, adv_reject=10.0)
+    setup = build_setup(cfg)
+    m = make_method(cfg, setup)
+    m.bound.history = [1e-12] * 10                  # a tiny running scale: every advantage is absurd
+    before = [p.detach().clone() for p in m.net.parameters()]
+    sel = m.select(StepContext(setup, 0))
+    assert sel.info["phi_skipped"] == 1 and "advantage" not in sel.info and math.isfinite(sel.info["reward"])
+    assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
+    assert m.bound.history == [1e-12] * 10 and m.baseline.count == 0
+    assert sel.update and len(sel.indices) == cfg.meta_batch     # the real update still happens
