@@ -258,9 +258,15 @@ show(dsig.drop(columns="BNS").fillna("–"), "05_decisive_significance")
 
 # %%
 fig, axes = plt.subplots(1, len(decisive_cells), figsize=(4.2 * len(decisive_cells), 3.4), squeeze=False)
+with_lines = None
 for ax, (label, (g, c)) in zip(axes[0], decisive_cells.items()):
     lc = R.learning_curves(df, g, c, C.DECISIVE_METHODS)
     n = R.cell_stats(df, g, c, C.DECISIVE_METHODS)
+    if lc.empty:
+        ax.text(0.5, 0.5, f"{label}:\nno finished runs yet", ha="center", va="center", fontsize=9, color="grey")
+        ax.set_axis_off()
+        continue
+    with_lines = ax
     for m, part in lc.groupby("method", sort=False):
         ax.plot(part["step"], part["mean"] * 100, label=m, color=plots.METHOD_COLORS.get(m), lw=1.4,
                 ls="--" if m == "uniform" else "-", zorder=3 if m == "uniform" else 2)
@@ -269,7 +275,8 @@ for ax, (label, (g, c)) in zip(axes[0], decisive_cells.items()):
     seeds = "–" if n.empty else f"{int(n['n'].min())}–{int(n['n'].max())}" if n["n"].nunique() > 1 else str(int(n["n"].iloc[0]))
     ax.set_title(f"{label}: grid decisive/{c}, seeds {seeds}", fontsize=9)
     ax.set_xlabel("meta-training step"), ax.set_ylabel("validation accuracy (%)")
-plots.legend_outside(axes[0][-1])
+if with_lines is not None:
+    plots.legend_outside(with_lines)
 fig.tight_layout()
 plots.savefig(fig, "05_decisive_curves", fig_dir)
 
