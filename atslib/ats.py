@@ -24,8 +24,8 @@ Safeguards (``Config``): the look-ahead's meta-gradient is clipped to ``lookahea
 advantages are winsorised at ``adv_clip`` x their running scale, and at a step with one beyond
 ``adv_reject`` x (a look-ahead model diverged) phi does not update (``phi_skipped``), while theta's
 update goes on; a non-finite reward stops or skips the step (``on_nonfinite``); the factors are
-checked before phi sees them. ``warmup`` steps
-train phi while theta's updates are not applied (the authors' warm-up).
+checked before phi sees them. ``warmup`` steps train phi while theta's updates are not applied
+(the authors' warm-up).
 ``ats-cheap`` scores the pool from one gradient-free backbone pass on a query subsample (head-only
 similarity) and runs steps 2-4 only every ``cheap_every`` steps.
 """
@@ -36,14 +36,7 @@ import torch
 from .samplers import Method, Selection
 from .scheduler import AdvantageBound, Baseline, SchedulerNet, draw, entropy, reinforce_loss, standardize
 from .tasks import stream
-from .train import check_finite
-
-
-def checked(step: int, f):
-    """The pool's factors, after checking that they are finite - before the scheduler sees them."""
-    for name in ("loss", "sim_dot", "sim_cos"):
-        check_finite(step, f"factor {name}", getattr(f, name))
-    return f
+from .train import check_factors, check_finite
 
 
 class ATS(Method):
@@ -111,7 +104,7 @@ class ATS(Method):
                 "log_prob": float(draws[0].log_prob.detach())}
 
     def select(self, ctx):
-        x = self.inputs(checked(ctx.step, self.factors(ctx)))
+        x = self.inputs(check_factors(ctx.step, self.factors(ctx)))
         info = self.train_scheduler(ctx, x) if self.train_phi and self.should_train(ctx) else {}
         with torch.no_grad():
             logits = self.net(x, ctx.progress)
@@ -151,7 +144,7 @@ class ATSReweight(ATS):
     name = "ats-reweight"
 
     def select(self, ctx):
-        x = self.inputs(checked(ctx.step, ctx.factors()))
+        x = self.inputs(check_factors(ctx.step, ctx.factors()))
         info = {}
         w = torch.softmax(self.net(x, ctx.progress), 0)                    # (P,), cpu
         val_loss = ctx.val_loss_differentiable(ctx.lookahead_weighted(w.to(ctx.device)))

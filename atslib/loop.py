@@ -47,7 +47,7 @@ def start_validation(run: "Run") -> float:
     if key not in _START_VAL:
         saved = json.loads(cache.read_text()) if cache.is_file() else {}
         if key not in saved:
-            saved = {**(json.loads(cache.read_text()) if cache.is_file() else {}), key: run.validate()}
+            saved = {**saved, key: run.validate()}
             with contextlib.suppress(OSError):          # a read-only start still works, uncached
                 write_json(cache, saved)
         _START_VAL[key] = float(saved[key])

@@ -69,14 +69,13 @@ def seed_paired_t(a, b) -> tuple[float, float]:
 
     Returns (mean difference, two-sided p); p is NaN with fewer than two seeds or no spread.
     """
-    from scipy import stats
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"seed_paired_t: shapes {a.shape} and {b.shape}; allowed: two equal 1-d arrays")
     d = a - b
     if d.size < 2 or np.allclose(d, d[0]):
         return (float(d.mean()) if d.size else float("nan")), float("nan")
-    return float(d.mean()), float(stats.ttest_1samp(d, 0.0).pvalue)
+    return paired_t(a, b)
 
 
 def hierarchical_bootstrap_ci(a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:

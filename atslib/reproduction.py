@@ -151,16 +151,22 @@ def _common(df, grid, cell, a, b):
     return ra[ra.seed.isin(seeds)].sort_values("seed"), rb[rb.seed.isin(seeds)].sort_values("seed"), seeds
 
 
+def seed_differences(df, grid, cell, a, b) -> np.ndarray:
+    """a's test mean minus b's, one value per seed both ran (in seed order)."""
+    ra, rb, _ = _common(df, grid, cell, a, b)
+    return ra["test_mean"].astype(float).to_numpy() - rb["test_mean"].astype(float).to_numpy()
+
+
 def paired(df, grid, cell, a, b) -> tuple[float, float, int]:
     """Primary test: (mean over seeds of a - b, paired t-test p over seeds, seeds used).
 
     Pairs are the two methods' test means with the same seed (same start, same pool stream).
     """
-    ra, rb, seeds = _common(df, grid, cell, a, b)
-    if not seeds:
+    d = seed_differences(df, grid, cell, a, b)
+    if not d.size:
         return float("nan"), float("nan"), 0
-    d, p = seed_paired_t(ra["test_mean"].astype(float).to_numpy(), rb["test_mean"].astype(float).to_numpy())
-    return d, p, len(seeds)
+    mean, p = seed_paired_t(d, np.zeros_like(d))
+    return mean, p, d.size
 
 
 def paired_tasks(df, grid, cell, a, b) -> tuple[float, float, int]:
@@ -188,11 +194,10 @@ def boot_ci(df, grid, cell, a, b, n_boot: int = 2000) -> tuple[float, float]:
 def power(df, grid, cell, a, b, n: int | None = None, alpha: float = LEVEL, pw: float = 0.8) -> float:
     """Smallest difference a seed-paired test with ``n`` seeds (default: the seeds run) detects at
     level ``alpha`` with power ``pw``, from the spread of this cell's seed-level differences."""
-    ra, rb, seeds = _common(df, grid, cell, a, b)
-    if len(seeds) < 2:
+    d = seed_differences(df, grid, cell, a, b)
+    if d.size < 2:
         return float("nan")
-    d = ra["test_mean"].astype(float).to_numpy() - rb["test_mean"].astype(float).to_numpy()
-    return detectable_difference(float(np.std(d, ddof=1)), n or len(seeds), alpha, pw)
+    return detectable_difference(float(np.std(d, ddof=1)), n or d.size, alpha, pw)
 
 
 def welch(df, grid, cell, a, b) -> tuple[float, float]:
@@ -373,6 +378,6 @@ def trend(x, y) -> float:
     return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
 
 
-__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "boot_ci", "power", "welch", "wide_table", "drug_columns", "bns_row",
+__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "seed_differences", "boot_ci", "power", "welch", "wide_table", "drug_columns", "bns_row",
            "significance", "gains", "histories", "learning_curves", "with_start_candidate", "pool_records", "factor_separation", "prob_correlations",
            "trend", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]

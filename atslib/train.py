@@ -92,6 +92,13 @@ def check_finite(step: int, name: str, value) -> None:
                              f"checkpoint is kept (--on-nonfinite skip skips such steps instead)")
 
 
+def check_factors(step: int, f):
+    """The pool's factors, after checking that each is finite (raises ``NonFiniteError``)."""
+    for name in ("loss", "sim_dot", "sim_cos"):
+        check_finite(step, f"factor {name}", getattr(f, name))
+    return f
+
+
 def outer_losses(setup: Setup, ctx, sel, tasks):
     """Query losses of the selected tasks for the real meta-update: (losses, scores, shared).
 
@@ -137,8 +144,7 @@ def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
         sel = method.select(ctx)
         f = ctx.cached_factors()
         if f is not None:
-            for name in ("loss", "sim_dot", "sim_cos"):
-                check_finite(step, f"factor {name}", getattr(f, name))
+            check_factors(step, f)
         if "reward" in sel.info:
             check_finite(step, "reward", sel.info["reward"])
     except NonFiniteError:

@@ -292,11 +292,10 @@ for label, (g, c) in {"noisy 1-shot (150 steps)": C.NOISY["1-shot"], "noisy 5-sh
                       "long 1-shot (1000 steps)": ("long", "1shot"), "long 5-shot (1000 steps)": ("long", "5shot"),
                       **{f"decisive {k}": v for k, v in C.DECISIVE.items()}}.items():
     for other in ("uniform", "spl", "rank-sim-loss"):
-        ra, rb, seeds = R._common(df, g, c, "ats", other)
-        if len(seeds) < 2:
+        d = R.seed_differences(df, g, c, "ats", other) * 100
+        if d.size < 2:
             continue
-        d = (ra["test_mean"].to_numpy(float) - rb["test_mean"].to_numpy(float)) * 100
-        pw_rows.append({"setting": label, "ATS vs": other, "seeds": len(seeds), "sd of difference": round(d.std(ddof=1), 2),
+        pw_rows.append({"setting": label, "ATS vs": other, "seeds": d.size, "sd of difference": round(d.std(ddof=1), 2),
                         "detectable (seeds run)": round(R.power(df, g, c, "ats", other) * 100, 2),
                         "detectable (5 seeds)": round(R.power(df, g, c, "ats", other, n=5) * 100, 2),
                         "detectable (10 seeds)": round(R.power(df, g, c, "ats", other, n=10) * 100, 2)})
