@@ -25,7 +25,7 @@ def subsample_queries(tasks: TaskBatch, per_class: int, g: torch.Generator) -> T
     keep = torch.randperm(nq, generator=g)[:per_class]
     idx = (torch.arange(ways).unsqueeze(1) * nq + keep.unsqueeze(0)).flatten().to(tasks.y_q.device)
     return TaskBatch(tasks.x_s, tasks.y_s, tasks.x_q[:, idx], tasks.y_q[:, idx], tasks.noisy, tasks.y_s_clean,
-                     tasks.classes)
+                     tasks.classes, kind=tasks.kind)
 
 
 def _head_grads(model, p, f, y, mask=None):

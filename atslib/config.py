@@ -43,6 +43,10 @@ class Config:
     queries: int = 15                # query examples per class (Q)
     noise_ratio: float = 0.0         # fraction of meta-training tasks whose support labels are corrupted
     flip_prob: float = 0.8           # in a noisy task, chance that a support label is replaced by another class
+    noise_on: str = "support"        # labels a noisy task corrupts: "support" (the paper), "query" (the authors' ATS loader), "both"
+    hard_ratio: float = 0.0          # fraction of meta-train tasks built from mutually confusable classes (clean; tasks.confusion)
+    ood_ratio: float = 0.0           # fraction of meta-train tasks from a shifted domain (clean labels; images moved by ood_shift)
+    ood_shift: str = "rot90"         # the shifted domain: "rot90" (rotated 90 degrees), "invert" or "thicken" (3x3 dilation)
     noise_scale: float = 0.0         # molecules: support labels get + noise_scale * N(0, 1)
     max_support: int = 50            # molecules: support = half of an assay's molecules, at most this many
     max_query: int = 100             # molecules: query = the rest of the assay, at most this many
@@ -134,6 +138,8 @@ class Config:
         need(self.reward in ("loss", "acc"), "reward", "allowed: loss, acc")
         need(self.on_nonfinite in ("stop", "skip"), "on_nonfinite", "allowed: stop, skip")
         need(self.reweight_update in ("top", "all"), "reweight_update", "allowed: top, all")
+        need(self.noise_on in ("support", "query", "both"), "noise_on", "allowed: support, query, both")
+        need(self.ood_shift in ("rot90", "invert", "thicken"), "ood_shift", "allowed: rot90, invert, thicken")
         for name in ("lookahead_max_norm", "adv_clip", "adv_reject"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, name, "must be >= 0 (0 = off)")
@@ -145,12 +151,22 @@ class Config:
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be an integer >= 1")
         need(self.ways >= 2, "ways", "must be >= 2")
         need(self.pools in (1, 2, 3, 4), "pools", "allowed: 1, 2, 3, 4")
-        for name in ("noise_ratio", "flip_prob"):
+        for name in ("noise_ratio", "flip_prob", "hard_ratio", "ood_ratio"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0.0 <= v <= 1.0, name, "must be in [0, 1]")
         for name in ("inner_lr", "outer_lr", "scheduler_lr", "lookahead_lr", "temperature"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and v > 0, name, "must be > 0")
+        if self.hard_ratio or self.ood_ratio:
+            total = self.noise_ratio + self.hard_ratio + self.ood_ratio
+            need(total <= 1 + 1e-9, "hard_ratio", f"noise_ratio + hard_ratio + ood_ratio = {total:g}: must be <= 1 "
+                 "(with hard or shifted tasks the three are exclusive fractions of all tasks)")
+            need(self.dataset != "molecules", "dataset", "hard and shifted tasks (--hard-ratio, --ood-ratio) are "
+                 "image regimes; allowed: quickdraw")
+            need(self.method != "gcp", "method", "gcp composes its own tasks from classes; allowed with "
+                 "--hard-ratio 0 --ood-ratio 0")
+        need(self.noise_on == "support" or self.dataset != "molecules", "noise_on",
+             "molecules corrupt support labels only; allowed: support")
         need(isinstance(self.noise_scale, (int, float)) and self.noise_scale >= 0, "noise_scale", "must be >= 0")
         need(0 < self.temperature_decay <= 1, "temperature_decay", "must be in (0, 1]")
         need(0 <= self.baseline_momentum < 1, "baseline_momentum", "must be in [0, 1)")

@@ -178,6 +178,14 @@ class Run:
                      "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(self.setup.train_classes),
                      "test_mean": mean, "test_ci95": ci, "n_test_tasks": int(len(acc))}
             scores = pd.DataFrame({"task": np.arange(len(acc)), "acc": acc, "loss": loss.cpu().numpy()})
+            for name in ("noise_on", "hard_ratio", "ood_ratio", "ood_shift"):   # regimes beyond the paper's noise
+                if getattr(cfg, name) != getattr(Config, name):
+                    extra[name] = getattr(cfg, name)
+            if cfg.hard_ratio:                      # and the hard meta-test distribution
+                hloss, hacc = evaluate_params(self.setup, test_tasks(self.setup, hard=True))
+                hacc = hacc.cpu().numpy()
+                extra["test_hard_mean"], extra["test_hard_ci95"] = mean_ci95(hacc)
+                hard_scores = pd.DataFrame({"task": np.arange(len(hacc)), "acc": hacc, "loss": hloss.cpu().numpy()})
         self.summary = {
             "format_version": FORMAT_VERSION, "atslib_version": __version__, "torch_version": torch.__version__,
             "method": cfg.method, "dataset": cfg.dataset, "steps": cfg.steps, "steps_done": self.step,
@@ -189,12 +197,15 @@ class Run:
         if self.out is not None:
             save_torch(self.out / "best.pt", {"model": self.best_state, "step": self.best_step})
             write_csv(self.out / "test_scores.csv", scores)
+            if "test_hard_mean" in extra:
+                write_csv(self.out / "test_scores_hard.csv", hard_scores)
             write_json(self.out / "summary.json", self.summary)
         return self.summary
 
     def diagnostics(self) -> dict:
         """noise_auc (2nd half of training), clean_share, mean entropy - where some tasks are noisy, some clean."""
-        if not 0 < self.cfg.noise_ratio < 1 or not self.history:
+        bad = self.cfg.noise_ratio + (self.cfg.ood_ratio if self.cfg.dataset != "molecules" else 0)
+        if not 0 < bad < 1 or not self.history:
             return {}
         h = self.history_frame()
         late = h[h["step"] >= self.cfg.steps // 2]

@@ -10,6 +10,18 @@ masked mean. Image tasks have no masks (None).
 Noise follows the paper: a fraction ``noise_ratio`` of meta-training tasks is noisy (each task
 independently); in a noisy task every *support* label is replaced, with probability
 ``flip_prob``, by a uniformly drawn *other* class. Query sets, validation and test tasks are clean.
+``noise_on`` moves the corruption to the query labels ("query", as the authors' released ATS loader
+does) or to both sets ("both"); validation and test tasks stay clean either way.
+
+Regimes beyond the paper's noise (each task independently draws one kind, ``KINDS``):
+- *hard* (``hard_ratio``): clean tasks whose classes are mutually confusable (``confusion``: how
+  often a nearest-class-mean classifier in pixel space confuses two classes of the split);
+- *shifted* (``ood_ratio``): clean tasks whose images come from a shifted domain (``SHIFTS``:
+  drawings rotated by 90 degrees, inverted, or with thickened strokes);
+- *noisy* (``noise_ratio``) and *ordinary* (the rest).
+With any of hard/shifted in play the three ratios are fractions of all tasks and exclusive (a hard
+or shifted task is never noisy). ``TaskBatch.kind`` records each task's kind and ``bad`` (noisy
+or shifted) is the flag diagnostics score against; like ``noisy``, no method may read them.
 
 Streams: all randomness comes from explicit ``torch.Generator``s. ``stream(seed, step, name)``
 derives an independent generator from (seed, step, name), so the pool at step t is a function of
@@ -22,8 +34,13 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .data import ImageData
+
+KINDS = ("ordinary", "noisy", "hard", "shifted")      # TaskBatch.kind codes 0, 1, 2, 3
+NOISE_ON = ("support", "query", "both")
+SHIFTS = ("rot90", "invert", "thicken")
 
 
 def stream(seed: int, step: int, name: str) -> torch.Generator:
@@ -39,12 +56,18 @@ class TaskBatch:
     x_s: torch.Tensor          # (T, N*K, ...) float
     y_s: torch.Tensor          # (T, N*K) int64 (possibly corrupted)
     x_q: torch.Tensor          # (T, N*Q, ...) float
-    y_q: torch.Tensor          # (T, N*Q) int64 (always clean)
-    noisy: torch.Tensor        # (T,) bool, diagnostics only
+    y_q: torch.Tensor          # (T, N*Q) int64 (clean unless noise_on is "query" or "both")
+    noisy: torch.Tensor        # (T,) bool: labels corrupted, diagnostics only
     y_s_clean: torch.Tensor    # (T, N*K) int64, the labels before corruption
     classes: torch.Tensor      # (T, N) int64, dataset class of each task label (molecules: (T, 1) assay id)
     m_s: torch.Tensor | None = None  # (T, n_s) float 1/0 mask of real (unpadded) support rows; None = all real
     m_q: torch.Tensor | None = None  # (T, n_q) float mask of the query rows (variable-size tasks, molecules)
+    kind: torch.Tensor | None = None  # (T,) int64 code of KINDS, diagnostics only; None = from ``noisy``
+
+    @property
+    def bad(self) -> torch.Tensor:
+        """(T,) bool: the tasks a scheduler should avoid - label-noisy or domain-shifted."""
+        return self.noisy if self.kind is None else self.noisy | (self.kind == KINDS.index("shifted"))
 
     def __len__(self) -> int:
         return self.x_s.shape[0]
@@ -80,27 +103,101 @@ def corrupt(y: torch.Tensor, ways: int, flip_prob: float, g: torch.Generator) ->
     return torch.where(flip, (y + shift) % ways, y)
 
 
+def shift_images(x: torch.Tensor, shift: str) -> torch.Tensor:
+    """Images (..., C, H, W) in [0, 1] moved to a shifted domain (strokes are bright on dark)."""
+    if shift == "rot90":
+        return torch.rot90(x, 1, dims=(-2, -1))
+    if shift == "invert":
+        return 1.0 - x
+    if shift == "thicken":          # a 3x3 dilation: strokes about 2 px thicker than any test drawing's
+        flat = x.reshape(-1, *x.shape[-3:])
+        return F.max_pool2d(flat, 3, stride=1, padding=1).reshape(x.shape)
+    raise ValueError(f"shift {shift!r}; allowed: {', '.join(SHIFTS)}")
+
+
+_CONFUSION: dict = {}
+
+
+def _confusion(data: ImageData, classes: tuple) -> torch.Tensor:
+    key = (data.sha256, classes)
+    if key not in _CONFUSION:
+        _CONFUSION[key] = _pairwise_ncm_error(data, classes)
+    return _CONFUSION[key]
+
+
+def _pairwise_ncm_error(data: ImageData, classes: tuple) -> torch.Tensor:
+    x = torch.nn.functional.normalize(data.x.flatten(1).float(), dim=1)
+    rows = data.rows_by_class()
+    means = torch.stack([x[rows[c]].mean(0) for c in classes])                      # (n, D)
+    n = len(classes)
+    conf = torch.zeros(n, n, dtype=torch.float64)
+    for i, c in enumerate(classes):
+        d = torch.cdist(x[rows[c]], means)                                           # (m, n)
+        conf[i] = (d < d[:, i : i + 1]).double().mean(0)                             # P(closer to mean j than to own mean)
+    return 0.5 * (conf + conf.T)
+
+
+def confusion(data: ImageData, classes) -> torch.Tensor:
+    """Pairwise confusability (n, n) of the given classes, symmetric, zero diagonal.
+
+    Entry (i, j) averages, over both directions, the fraction of class-i images (L2-normalised
+    pixels) that lie closer to class j's mean image than to their own class's mean: the pairwise
+    error of a nearest-class-mean classifier in pixel space. It needs no model and no randomness, so
+    it is defined once per data file; it is computed on one split's classes only (meta-train tasks
+    never look at meta-test classes, and the hard test tasks use meta-test classes).
+    """
+    return _confusion(data, tuple(int(c) for c in classes))
+
+
 class EpisodeSampler:
     """N-way K-shot episodes with Q queries per class from one split of an ``ImageData``.
 
     ``classes`` restricts the split (a limited budget); ``noise_ratio``/``flip_prob`` corrupt
-    support labels of a random fraction of tasks (use 0 for validation and test).
+    labels of a random fraction of tasks (use 0 for validation and test), on the sets ``noise_on``
+    names; ``hard_ratio`` and ``ood_ratio`` add hard-clean and shifted-domain tasks (see the module
+    docstring). A sampler with ``hard_ratio=1`` draws only hard tasks (the hard meta-test set).
     """
 
     def __init__(self, data: ImageData, split: str, ways: int, shots: int, queries: int,
-                 noise_ratio: float = 0.0, flip_prob: float = 0.8, classes=None):
+                 noise_ratio: float = 0.0, flip_prob: float = 0.8, classes=None, noise_on: str = "support",
+                 hard_ratio: float = 0.0, ood_ratio: float = 0.0, ood_shift: str = "rot90"):
         self.data, self.ways, self.shots, self.queries = data, ways, shots, queries
-        self.noise_ratio, self.flip_prob = noise_ratio, flip_prob
+        self.noise_ratio, self.flip_prob, self.noise_on = noise_ratio, flip_prob, noise_on
+        self.hard_ratio, self.ood_ratio, self.ood_shift = hard_ratio, ood_ratio, ood_shift
         self.classes = torch.as_tensor(np.asarray(data.classes(split) if classes is None else classes))
         self.rows = data.rows_by_class()
 
-    def sample(self, n: int, g: torch.Generator) -> TaskBatch:
-        """Draw ``n`` tasks: classes, then examples, then which tasks are noisy and their flips."""
-        pick = torch.stack([torch.randperm(len(self.classes), generator=g)[: self.ways] for _ in range(n)])
-        return self.from_classes(self.classes[pick], g)
+    def hard_classes(self, g: torch.Generator) -> torch.Tensor:
+        """N mutually confusable classes: a random first class, then each next one drawn uniformly
+        among the N most confusable remaining classes (mean confusion with those already chosen)."""
+        conf = confusion(self.data, self.classes.tolist())
+        chosen = [int(torch.randint(len(self.classes), (1,), generator=g))]
+        while len(chosen) < self.ways:
+            score = conf[chosen].mean(0)
+            score[chosen] = -1.0
+            top = torch.topk(score, min(self.ways, len(self.classes) - len(chosen))).indices
+            chosen.append(int(top[torch.randint(len(top), (1,), generator=g)]))
+        return self.classes[torch.tensor(chosen)]
 
-    def from_classes(self, classes: torch.Tensor, g: torch.Generator, noisy: torch.Tensor | None = None) -> TaskBatch:
-        """Build tasks from given classes (T, N) (used by ``gcp``, which chooses its own classes)."""
+    def sample(self, n: int, g: torch.Generator) -> TaskBatch:
+        """Draw ``n`` tasks: classes, then (with hard/shifted tasks in play) each task's kind and
+        the hard tasks' classes, then examples, then which tasks are noisy and their flips."""
+        pick = torch.stack([torch.randperm(len(self.classes), generator=g)[: self.ways] for _ in range(n)])
+        classes = self.classes[pick]
+        if not (self.hard_ratio or self.ood_ratio):       # the paper's noise alone: the original stream
+            return self.from_classes(classes, g)
+        u = torch.rand(n, generator=g)
+        cut = np.cumsum([self.hard_ratio, self.noise_ratio, self.ood_ratio])
+        hard, shifted = u < cut[0], (u >= cut[1]) & (u < cut[2])
+        noisy = (u >= cut[0]) & (u < cut[1])
+        for t in torch.nonzero(hard).flatten().tolist():
+            classes[t] = self.hard_classes(g)
+        return self.from_classes(classes, g, noisy, hard=hard, shifted=shifted)
+
+    def from_classes(self, classes: torch.Tensor, g: torch.Generator, noisy: torch.Tensor | None = None,
+                     hard: torch.Tensor | None = None, shifted: torch.Tensor | None = None) -> TaskBatch:
+        """Build tasks from given classes (T, N) (``gcp`` chooses its own classes); ``noisy``,
+        ``hard`` and ``shifted`` (T,) bool are drawn here when not given (noisy) or all False."""
         n, k, q = classes.shape[0], self.shots, self.queries
         rows = torch.empty(n, self.ways, k + q, dtype=torch.long)
         for t in range(n):
@@ -108,14 +205,23 @@ class EpisodeSampler:
                 r = self.rows[int(classes[t, w])]
                 rows[t, w] = r[torch.randperm(len(r), generator=g)[: k + q]]
         x = self.data.x[rows].float().div_(255.0)                          # (T, N, K+Q, C, H, W)
+        if shifted is not None and shifted.any():
+            x[shifted] = shift_images(x[shifted], self.ood_shift)
         labels = torch.arange(self.ways).view(1, self.ways, 1).expand(n, self.ways, k + q)
         x_s, x_q = x[:, :, :k].flatten(1, 2), x[:, :, k:].flatten(1, 2)
         y_s, y_q = labels[:, :, :k].flatten(1), labels[:, :, k:].flatten(1)
         if noisy is None:
             noisy = torch.rand(n, generator=g) < self.noise_ratio
         y_s_noisy = corrupt(y_s, self.ways, self.flip_prob, g)
-        y_s_out = torch.where(noisy[:, None], y_s_noisy, y_s)
-        return TaskBatch(x_s, y_s_out, x_q, y_q.clone(), noisy.clone(), y_s.clone(), classes.clone())
+        y_s_out = torch.where(noisy[:, None], y_s_noisy, y_s) if self.noise_on != "query" else y_s.clone()
+        y_q_out = y_q.clone()
+        if self.noise_on != "support":                  # drawn after the support flips: "support" keeps its stream
+            y_q_out = torch.where(noisy[:, None], corrupt(y_q, self.ways, self.flip_prob, g), y_q)
+        kind = torch.zeros(n, dtype=torch.long)
+        for code, mask in ((1, noisy), (2, hard), (3, shifted)):
+            if mask is not None:
+                kind[mask] = code
+        return TaskBatch(x_s, y_s_out, x_q, y_q_out, noisy.clone(), y_s.clone(), classes.clone(), kind=kind)
 
 
 def budget_classes(data: ImageData, budget: int | None, seed: int = 0) -> np.ndarray:

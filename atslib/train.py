@@ -44,6 +44,7 @@ class Setup:
     test_sampler: EpisodeSampler
     train_classes: np.ndarray
     val_fixed: list | None = None
+    hard_test_sampler: EpisodeSampler | None = None   # hard meta-test tasks (runs with hard_ratio > 0)
 
 
 def build_setup(cfg: Config, check_data: bool = True) -> Setup:
@@ -55,12 +56,15 @@ def build_setup(cfg: Config, check_data: bool = True) -> Setup:
         check_task_shape(data, cfg.ways, cfg.shots, cfg.queries, cfg.budget_classes)
     device = resolve_device(cfg.device)
     classes = budget_classes(data, cfg.budget_classes, cfg.budget_seed)
-    train = EpisodeSampler(data, "train", cfg.ways, cfg.shots, cfg.queries, cfg.noise_ratio, cfg.flip_prob, classes)
+    train = EpisodeSampler(data, "train", cfg.ways, cfg.shots, cfg.queries, cfg.noise_ratio, cfg.flip_prob, classes,
+                           noise_on=cfg.noise_on, hard_ratio=cfg.hard_ratio, ood_ratio=cfg.ood_ratio,
+                           ood_shift=cfg.ood_shift)
     val = EpisodeSampler(data, "val", cfg.ways, cfg.shots, cfg.queries)
     test = EpisodeSampler(data, "test", cfg.ways, cfg.shots, cfg.queries)
+    hard_test = EpisodeSampler(data, "test", cfg.ways, cfg.shots, cfg.queries, hard_ratio=1.0) if cfg.hard_ratio else None
     model = build_model(tuple(data.x.shape[1:]), cfg.ways, cfg.width, cfg.pools,
                         generator=stream(cfg.seed, 0, "model-init")).to(device)
-    return Setup(cfg, device, data, model, train, val, test, classes)
+    return Setup(cfg, device, data, model, train, val, test, classes, hard_test_sampler=hard_test)
 
 
 def val_tasks(setup: Setup) -> list:
@@ -70,7 +74,10 @@ def val_tasks(setup: Setup) -> list:
     return setup.val_fixed
 
 
-def test_tasks(setup: Setup) -> list:
+def test_tasks(setup: Setup, hard: bool = False) -> list:
+    """The fixed meta-test tasks (``hard``: the hard ones, from mutually confusable meta-test classes)."""
+    if hard:
+        return fixed_tasks(setup.hard_test_sampler, setup.cfg.n_test_tasks, setup.cfg.test_seed, "test-hard")
     return fixed_tasks(setup.test_sampler, setup.cfg.n_test_tasks, setup.cfg.test_seed, "test")
 
 
@@ -168,11 +175,12 @@ def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
             opt.step()
         method.after_update(ctx, sel)
         rec.update(train_loss=float(losses.detach().mean()), train_acc=float(scores.mean()))
-    # diagnostics (the noisy mask is read here, after selection, never by a method)
-    noisy = tasks.noisy.cpu()
+    # diagnostics (the noisy mask is read here, after selection, never by a method); "noisy" in the
+    # records means bad: label-noisy or domain-shifted (TaskBatch.bad)
+    noisy = tasks.bad.cpu()
     wts = (sel.weights.detach().cpu() if sel.weights is not None else torch.full((len(noisy),), 1.0 / len(noisy)))
     probs = sel.probs.detach().cpu().float()
-    pool_noisy = ctx.pool.noisy.cpu()
+    pool_noisy = ctx.pool.bad.cpu()
     rec.update(clean_share=float((wts * (~noisy).float()).sum()), noisy_mass=float(probs[pool_noisy].sum()),
                pool_noisy=float(pool_noisy.float().mean()),
                auc=0.5 if sel.score is None else auc(sel.score.numpy(), ~pool_noisy.numpy()),
@@ -186,6 +194,7 @@ def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
         pool_rec = {"step": [step] * len(probs), "task": list(range(len(probs))), "prob": probs.tolist(),
                     "noisy": pool_noisy.tolist(), "loss": f.loss.tolist(), "sim_dot": f.sim_dot.tolist(),
                     "sim_cos": f.sim_cos.tolist(), "drawn": drawn.tolist(),
+                    **({"kind": ctx.pool.kind.tolist()} if ctx.pool.kind is not None else {}),
                     "score": (sel.score if sel.score is not None else probs).float().tolist()}
     return rec, pool_rec
 

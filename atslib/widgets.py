@@ -264,3 +264,35 @@ def scatter_explorer(pools_by_run: dict, sim: str = "sim_cos"):
     sl.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([dd, sl]), out])
+
+
+def page_switcher(pages: dict, description: str = "view"):
+    """A dropdown that switches, instantly, between pre-rendered pages.
+
+    ``pages`` maps a name to a list of items: PNG bytes (``png(fig)``), a pandas DataFrame (shown
+    as a table) or a str (shown as text). Everything is rendered when the view is built, so
+    switching never computes.
+    """
+    import base64
+    w = _w()
+    names = list(pages)
+
+    def item(x):
+        if isinstance(x, (bytes, bytearray)):
+            return {"output_type": "display_data", "metadata": {},
+                    "data": {"image/png": base64.b64encode(x).decode(), "text/plain": "<figure>"}}
+        if hasattr(x, "to_html"):
+            return {"output_type": "display_data", "metadata": {},
+                    "data": {"text/html": x.to_html(index=False), "text/plain": x.to_string(index=False)}}
+        return {"output_type": "stream", "name": "stdout", "text": f"{x}\n"}
+
+    rendered = {n: tuple(item(x) for x in pages[n]) for n in names}
+    dd = w.Dropdown(options=names, value=names[0], description=description)
+    out = w.Output()
+
+    def show(*_):
+        out.outputs = rendered[dd.value]
+
+    dd.observe(show, names="value")
+    show()
+    return w.VBox([dd, out])
