@@ -10,10 +10,17 @@ import json
 import sys
 from dataclasses import fields
 
+from .bench import main as bench_main
+from .claims import write_report
 from .config import METHODS, Config, ConfigError
 from .data import DataError
-from .runs import RunError
-from .train import NonFiniteError
+from .evaluate import evaluate_run
+from .guards import NonFiniteError
+from .loop import Run
+from .paths import FIGURES_DIR, REPORT
+from .progress import progress_callback
+from .store import RunError
+from .sweep import run_sweep
 
 USER_ERRORS = (ConfigError, DataError, RunError)
 
@@ -84,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", nargs="+", default=None, help="only these cells or methods")
     s.add_argument("--seeds", nargs="+", type=int, default=None, help="only runs with these seeds")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = sub.add_parser("report", help="rewrite the results block of REPRODUCTION.md from the saved tables")
+    r.add_argument("--out", default=str(REPORT), help="the document (default REPRODUCTION.md)")
+    r.add_argument("--tables", default=str(FIGURES_DIR / "tables"),
+                   help="where notebooks 05 and 08 saved their tables (default figures/tables, as make figures does)")
     b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     b.add_argument("--json", default=None, help="write the results as JSON here")
@@ -108,8 +119,6 @@ def config_from_args(args) -> Config:
 
 
 def cmd_train(args) -> int:
-    from .loop import Run
-    from .progress import progress_callback
     cfg = config_from_args(args)
     run = Run(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     cbs = [] if args.quiet else [progress_callback(cfg.steps, run.step)]
@@ -121,8 +130,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate_run
     print(json.dumps(evaluate_run(args.run_dir, args.data, args.n_test_tasks), indent=2))
+    return 0
+
+
+def cmd_report(args) -> int:
+    try:
+        missing = write_report(args.out, args.tables)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"python -m atslib report: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: results block rewritten from {args.tables}"
+          + (f" (tables not found, left out: {', '.join(missing)})" if missing else ""))
     return 0
 
 
@@ -134,13 +153,13 @@ def main(argv=None) -> int:
         if args.command == "eval":
             return cmd_eval(args)
         if args.command == "sweep":
-            from .sweep import run_sweep
             return run_sweep(args.grid, args.out, args.executor, args.address, args.workers, args.scale,
                              args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet, args.seeds,
                              args.shared_fs)
         if args.command == "bench":
-            from .bench import main as bench_main
             return bench_main(args)
+        if args.command == "report":
+            return cmd_report(args)
     except USER_ERRORS as e:
         print(f"python -m atslib {args.command}: error: {e}", file=sys.stderr)
         return 2

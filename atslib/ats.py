@@ -33,28 +33,41 @@ from __future__ import annotations
 
 import torch
 
-from .samplers import Method, Selection
-from .scheduler import AdvantageBound, Baseline, SchedulerNet, draw, entropy, reinforce_loss, standardize
+from .baselines import Method, Selection
+from .guards import check_factors, check_finite
+from .scheduler import (
+    AdvantageBound,
+    Baseline,
+    SchedulerNet,
+    draw,
+    entropy,
+    reinforce_loss,
+    standardize,
+)
 from .tasks import stream
-from .train import check_factors, check_finite
 
 
 class ATS(Method):
     name = "ats"
 
-    def __init__(self, cfg, setup):
+    def __init__(self, cfg, setup, factors=("loss", "sim"), train_phi: bool = True, zero_output: bool = True):
+        """``factors``: the scheduler's inputs ("loss", "sim"); ``train_phi``: REINFORCE updates phi;
+        ``zero_output``: phi starts exactly uniform (a random phi otherwise). The ablations of
+        ``registry.SPECS`` are these parameters."""
         super().__init__(cfg, setup)
-        self.columns = {"ats-loss-only": ("loss",), "ats-sim-only": ("sim",)}.get(cfg.method, ("loss", "sim"))
+        bad = sorted(set(factors) - {"loss", "sim"})
+        if bad or not factors:
+            raise ValueError(f"ATS factors {tuple(factors)!r}; allowed: a non-empty subset of ('loss', 'sim')")
+        self.columns = tuple(factors)
         self.net = SchedulerNet(len(self.columns), cfg.scheduler_hidden,
-                                generator=stream(cfg.seed, 0, "scheduler-init"),
-                                zero_output=cfg.method != "ats-random-phi")
+                                generator=stream(cfg.seed, 0, "scheduler-init"), zero_output=zero_output)
         # phi lives on the CPU whatever theta's device: a 2-layer MLP over P rows is dozens of tiny
         # kernels (and host syncs in the draw) on a GPU; its inputs, the factors, are already on the CPU
         self.device = torch.device("cpu")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.scheduler_lr)
         self.baseline = Baseline(cfg.baseline_momentum)
         self.bound = AdvantageBound(cfg.adv_clip, cfg.adv_reject)
-        self.train_phi = cfg.method != "ats-random-phi"
+        self.train_phi = train_phi
 
     # -- pieces ------------------------------------------------------------------------
     def inputs(self, f) -> torch.Tensor:

@@ -3,7 +3,7 @@
 (``features.pool_factors`` loop vs batched). Each runs in its own subprocess (``python -m
 atslib.bench --worker NAME --settings JSON``, one JSON line out): a process's peak RSS never falls
 (CUDA: ``torch.cuda.max_memory_allocated`` after setup). Time = median of ``repeats`` iterations
-after ``warmup`` of the real ``train.meta_step``; for ats-cheap a repeat is ``cheap_every`` steps.
+after ``warmup`` of the real ``step.meta_step``; for ats-cheap a repeat is ``cheap_every`` steps.
 
 **Floor** = one uniform step + one forward/backward over all pool images (the cheaper of one batch
 and one batch per task) + one look-ahead + one validation forward. ATS as configured does more:
@@ -39,10 +39,20 @@ import torch
 import torch.nn.functional as F
 
 from . import maml
+from .ats import ATS
 from .config import Config, ConfigError
 from .context import StepContext
+from .data import check_task_shape, load_images
+from .datasets import build_setup
+from .features import pool_factors
+from .methods import make_method
+from .models import build_model
+from .paths import ROOT
+from .scheduler import draw
+from .setup import resolve_device
+from .step import apply_update, meta_step, outer_losses
+from .tasks import EpisodeSampler, stream
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = dict(pool_size=10, meta_batch=2, image_size=28, ways=5, shots=1, queries=15, width=32,
                 repeats=5, warmup=2, inner="anil", draws_per_step=2, threads=None)
 METHODS = ("uniform", "ats", "ats-cheap", "ats-reference")
@@ -64,9 +74,6 @@ def make_config(s: dict, name: str) -> Config:
 
 def make_setup(cfg: Config, size: int):
     """``train.build_setup``, with QuickDraw resized (bilinear) to ``size`` px when that is not 28."""
-    from .models import build_model
-    from .tasks import EpisodeSampler, stream
-    from .train import build_setup
     setup = build_setup(cfg)
     if tuple(setup.data.x.shape[-2:]) == (size, size):
         return setup
@@ -150,7 +157,6 @@ class ReferenceContext(StepContext):
 
 
 def reference_step(setup, ats, opt, step):
-    from .scheduler import draw
     cfg, model = setup.cfg, setup.model
     ctx = ReferenceContext(setup, step)
     ats.train_scheduler(ctx, ats.inputs(ctx.factors()))       # factors #1: the scheduler's training draw
@@ -181,8 +187,7 @@ class TimedContext(StepContext):
 
 
 def _update(setup, opt, ctx, sel):
-    """The real meta-update of ``train.meta_step`` (reusing the look-aheads' per-task meta-gradients)."""
-    from .train import apply_update, outer_losses
+    """The real meta-update of ``step.meta_step`` (reusing the look-aheads' per-task meta-gradients)."""
     losses, _, shared = outer_losses(setup, ctx, sel, ctx.pool[sel.indices])
     apply_update(setup, opt, ctx, sel, losses, shared)
 
@@ -197,7 +202,6 @@ def ats_parts(setup, method, opt, step) -> dict:
 
 
 def floor_parts(setup, uniform, opt, step) -> dict:
-    from .train import meta_step
     cfg, model, dev = setup.cfg, setup.model, setup.device
     out = {"uniform_step": timed(dev, meta_step, setup, uniform, opt, step)[1]}
     ctx = StepContext(setup, step)
@@ -222,10 +226,6 @@ def _medians(rows: list[dict], keys=None) -> dict:
 
 # -- worker ----------------------------------------------------------------------------------
 def worker(name: str, s: dict) -> dict:
-    from .ats import ATS
-    from .features import pool_factors
-    from .samplers import make_method
-    from .train import meta_step
     torch.manual_seed(0)
     torch.set_num_threads(s["threads"])
     cfg = make_config(s, name)
@@ -261,8 +261,6 @@ def worker(name: str, s: dict) -> dict:
 # -- parent: settings, subprocesses, report ---------------------------------------------------
 def settings_from(args) -> dict:
     """Settings from the CLI namespace (absent options take DEFAULTS); bad values raise ConfigError."""
-    from .data import check_task_shape, load_images
-    from .train import resolve_device
     s = {k: v if getattr(args, k, None) is None else getattr(args, k) for k, v in DEFAULTS.items()}
     s["device"] = resolve_device(getattr(args, "device", None) or "cpu").type
     s["threads"] = s["threads"] or torch.get_num_threads()

@@ -3,7 +3,8 @@
 ``claims(df)`` states each claim of the paper with its reference numbers, our numbers (from the
 functions of ``reproduction``) and a verdict: holds / partly / does not hold / pending (its runs
 have not finished). ``progress_table`` counts planned and finished runs per grid of
-``experiments/``; ``report`` and ``update_block`` write the results block of REPRODUCTION.md.
+``experiments/``; ``write_report`` (``python -m atslib report``) writes the results block of
+REPRODUCTION.md from the tables notebooks 05 and 08 save.
 """
 from __future__ import annotations
 
@@ -13,8 +14,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .reproduction import (LEVEL, NON_ADAPTIVE, bns, cell_stats, factor_separation, gains, paired, paired_tasks,
-                           pool_records, prob_correlations, trend)
+from .grid import expand, load_grid, status
+from .paths import FIGURES_DIR, REPORT
+from .reproduction import (
+    LEVEL,
+    NON_ADAPTIVE,
+    bns,
+    cell_stats,
+    factor_separation,
+    gains,
+    paired,
+    paired_tasks,
+    pool_records,
+    prob_correlations,
+    trend,
+)
 
 # -- the study's settings: label -> (grid, cell) ----------------------------------------------
 NOISY = {"1-shot": ("noisy", "1shot"), "5-shot": ("noisy", "5shot")}
@@ -172,7 +186,6 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
 def progress_table(experiments="experiments", results="results") -> pd.DataFrame:
     """Per committed grid: runs planned, done, failed (a FAILED record, no summary), pending, and the
     hours of training (wall time summed over runs) on CPUs and on GPUs (each run's ``device``)."""
-    from .sweep import expand, load_grid, status
     rows = []
     grids = sorted(Path(experiments).glob("*.yaml"))
     if not grids:
@@ -194,7 +207,30 @@ def progress_table(experiments="experiments", results="results") -> pd.DataFrame
     return pd.DataFrame(rows).set_index("grid")
 
 
-START, END = "<!-- results:start (written by notebooks/05_results) -->", "<!-- results:end -->"
+START, END = "<!-- results:start (written by python -m atslib report) -->", "<!-- results:end -->"
+
+# The results block: (section title, table name) in order; notebook 05 writes each table as
+# figures/tables/<name>.csv, and ``write_report`` (``python -m atslib report``) assembles them.
+REPORT_SECTIONS = (
+    ("Claims", "05_claims"),
+    ("Meta-learning with noise (noise ratio 0.6; accuracy %, drug R²)", "05_noisy"),
+    ("Limited budgets (16 classes; drug: clean tasks)", "05_budget16"),
+    ("Ablations", "05_ablations"),
+    ("Effect of the noise ratio (1-shot)", "05_noise_ratio"),
+    ("Effect of the drug noise scale η", "05_drug_noise"),
+    ("Effect of the budget (1-shot)", "05_budgets"),
+    ("Beyond the paper", "05_beyond"),
+    ("Significance", "05_significance"),
+    ("Noise AUC", "05_noise_auc"),
+    ("ats-reweight: all pool tasks vs equal batch", "05_reweight"),
+    ("The decisive long study (grid decisive)", "05_decisive"),
+    ("The decisive study: ATS against each method, over seeds (points)", "05_decisive_significance"),
+    ("Statistical power (points detectable at level 0.01, power 0.8)", "05_power"),
+    ("Verdicts: over seeds, over tasks, and as published on 2026-11-27", "05_verdicts"),
+    ("Beyond the paper's noise: regimes (test accuracy %, mean ± 95% CI over seeds)", "08_regimes_table"),
+    ("Regimes: ATS against the best fixed heuristic, over seeds (points)", "08_regimes_verdicts"),
+    ("Regimes: AUC of each factor against the bad-task flag", "08_regimes_auc"),
+)
 
 
 def markdown(t: pd.DataFrame) -> str:
@@ -220,6 +256,26 @@ def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def write_report(path=REPORT, tables=FIGURES_DIR / "tables") -> list[str]:
+    """Rewrite the results block of ``path`` from the tables notebooks 05 and 08 saved in ``tables``
+    (``make figures`` regenerates them); returns the table names that were missing. This is the
+    only code that writes REPRODUCTION.md."""
+    tables = Path(tables)
+    sections, missing = {}, []
+    for title, name in REPORT_SECTIONS:
+        f = tables / f"{name}.csv"
+        if f.is_file():
+            sections[title] = pd.read_csv(f, keep_default_na=False)
+        else:
+            missing.append(name)
+    progress = tables / "05_progress.csv"
+    if not progress.is_file():
+        raise FileNotFoundError(f"{progress}: no progress table; run notebook 05 first (make figures)")
+    if not update_block(path, report(sections, pd.read_csv(progress).set_index("grid"))):
+        raise ValueError(f"{path}: no results block (the {START!r} / {END!r} markers)")
+    return missing
+
+
 def update_block(path, text: str) -> bool:
     """Replace what lies between the START and END markers of ``path``; False if the markers are missing."""
     path = Path(path)
@@ -232,5 +288,6 @@ def update_block(path, text: str) -> bool:
     return True
 
 
-__all__ = ["claims", "verdict_changes", "DECISIVE", "DECISIVE_METHODS", "report", "update_block", "progress_table", "NOISY", "DRUG_NOISY", "RATIOS", "BUDGET16",
+__all__ = ["claims", "verdict_changes", "DECISIVE", "DECISIVE_METHODS", "report", "update_block", "write_report",
+           "REPORT_SECTIONS", "progress_table", "NOISY", "DRUG_NOISY", "RATIOS", "BUDGET16",
            "BUDGETS", "ABLATIONS", "DRUG", "BEYOND", "RANK_CELL", "START", "END"]

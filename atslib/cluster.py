@@ -29,7 +29,10 @@ import time
 import uuid
 from pathlib import Path
 
-from .sweep import RECORD_FILES, GridError, RunSpec
+from .config import Config
+from .grid import RECORD_FILES, GridError, RunSpec
+from .loop import Run
+from .store import RunError, atomic_write, load_torch
 
 # seconds: a cluster that does not answer by then is reported, not waited for (ATSLIB_RAY_CONNECT_TIMEOUT)
 CONNECT_TIMEOUT = float(os.environ.get("ATSLIB_RAY_CONNECT_TIMEOUT", 30))
@@ -250,6 +253,7 @@ def connect(address: str | None, timeout: float = CONNECT_TIMEOUT) -> Connection
 
 def _connect(address, kind, host, port, timeout, env_before) -> Connection:
     import logging
+
     import ray
     if ray.is_initialized():
         raise ClusterError("--executor ray: Ray is already initialized in this process; allowed: ray.shutdown() "
@@ -349,7 +353,6 @@ class Board:
 
 # -- one run (a Ray task) ---------------------------------------------------------------------
 def _write_files(folder: Path, files: dict) -> None:
-    from .runs import atomic_write
     folder.mkdir(parents=True, exist_ok=True)
     for f, data in files.items():
         atomic_write(folder / f, data)
@@ -363,8 +366,6 @@ def ray_task(name: str, config: dict, out: str, cwd: str, marker: str | None, in
     sends each checkpoint it writes to the board."""
     import ray
 
-    from .config import Config
-    from .loop import Run
     os.environ.setdefault("TQDM_DISABLE", "1")
     node = ray.get_runtime_context().get_node_id()
     shared = bool(marker) and (Path(out).parent.parent / MARKER).is_file() and \
@@ -449,7 +450,6 @@ def _init_files(config: dict) -> dict:
 def _driver_checkpoint(spec: RunSpec):
     if not (spec.dir / "checkpoint.pt").is_file():
         return None
-    from .runs import RunError, load_torch
     try:
         step = int(load_torch(spec.dir / "checkpoint.pt")["step"])
     except (RunError, KeyError, TypeError, ValueError):      # unreadable: the run starts again
@@ -492,7 +492,6 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
         marker = None
         if shared_fs:
             marker = uuid.uuid4().hex
-            from .runs import atomic_write
             atomic_write(marker_path, marker + "\n")
         # the board lives on the head node (the cluster ends with it anyway), else on the driver's
         heads = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and "node:__internal_head__" in n["Resources"]]

@@ -8,14 +8,10 @@ one line and exits with code 2).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
-METHODS = (
-    "uniform", "uniform-val", "spl", "focal", "gcp", "daml", "paml", "ats", "ats-random-phi",
-    "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight", "ats-cheap",
-)
-SCHEDULED = ("ats", "ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only",
-             "ats-reweight", "ats-cheap")
+from .registry import METHODS, SCHEDULED, SPECS
+
 DATASETS = ("quickdraw", "molecules")
 
 
@@ -131,8 +127,8 @@ class Config:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: {allowed}")
         need(self.method in METHODS, "method", f"allowed: {', '.join(METHODS)}")
         need(self.dataset in DATASETS, "dataset", f"allowed: {', '.join(DATASETS)}")
-        need(not (self.method == "gcp" and self.dataset == "molecules"), "method",
-             "gcp composes tasks from classes and works only on image datasets")
+        need(not (self.method in SPECS and SPECS[self.method].images_only and self.dataset == "molecules"), "method",
+             f"{self.method} composes tasks from classes and works only on image datasets")
         need(self.device in ("auto", "cpu", "cuda"), "device", "allowed: auto, cpu, cuda")
         need(self.inner in ("anil", "maml"), "inner", "allowed: anil, maml")
         need(self.reward in ("loss", "acc"), "reward", "allowed: loss, acc")
@@ -180,13 +176,5 @@ class Config:
              "budget_classes", f"must be an integer >= --ways ({self.ways})")
         return self
 
-    @property
-    def scheduled(self) -> bool:
-        return self.method in SCHEDULED
 
-
-def config_fields() -> list[dataclasses.Field]:
-    return list(fields(Config))
-
-
-__all__ = ["Config", "ConfigError", "METHODS", "SCHEDULED", "DATASETS", "config_fields", "field"]
+__all__ = ["Config", "ConfigError", "METHODS", "SCHEDULED", "DATASETS", "LEGACY"]

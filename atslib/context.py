@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from . import maml
+from .cheap import cheap_factors
 from .features import Factors, pool_factors
 from .tasks import stream
 
@@ -20,7 +21,9 @@ class StepContext:
         self.setup, self.cfg, self.step = setup, cfg, step
         self.model, self.device = setup.model, setup.device
         self.progress = step / max(cfg.steps, 1)
-        self.pool = setup.train_sampler.sample(cfg.pool_size, stream(cfg.seed, step, "pool")).to(setup.device)
+        full = setup.train_sampler.sample(cfg.pool_size, stream(cfg.seed, step, "pool")).to(setup.device)
+        self.pool = full.hidden()                 # what methods see: no noisy mask, kinds or clean labels
+        self.truth = full.diagnostics()           # what the records score against, read after selection
         self.pool_size = cfg.pool_size
         self.gen = stream(cfg.seed, step, f"method/{cfg.method}")
         self._cache: dict = {}
@@ -45,7 +48,6 @@ class StepContext:
         """Both factors at theta for the whole pool (cheap: head-only, query subsample)."""
         cfg = self.cfg
         if cheap:
-            from .cheap import cheap_factors
             return self._cached("factors_cheap", lambda: cheap_factors(
                 self.model, self.params(), self.pool, cfg.inner_steps, cfg.inner_lr, cfg.cheap_queries,
                 stream(cfg.seed, self.step, "cheap-subsample")))
@@ -166,8 +168,9 @@ class StepContext:
         return losses.mean()
 
     # -- for gcp ----------------------------------------------------------------------------
-    def compose(self, classes: torch.Tensor, noisy: torch.Tensor, gen) -> object:
-        return self.setup.train_sampler.from_classes(classes, gen, noisy).to(self.device)
+    def compose(self, classes: torch.Tensor, gen) -> object:
+        """Tasks of the given classes (T, N), built by the training sampler from ``gen`` (noise included)."""
+        return self.setup.train_sampler.from_classes(classes, gen).to(self.device)
 
     def adapted_query_probs(self, tasks) -> torch.Tensor:
         cfg = self.cfg

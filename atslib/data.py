@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / "data"
+from .config import ConfigError
+from .paths import DATA_DIR, ROOT
+
 DEFAULT_IMAGES = DATA_DIR / "quickdraw100.npz"
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
@@ -111,8 +112,6 @@ def load_images(path: str | Path | None = None) -> ImageData:
 
 def check_task_shape(data: ImageData, ways: int, shots: int, queries: int, budget: int | None) -> None:
     """Raise ``ConfigError`` when the episodes asked for cannot be drawn from ``data``."""
-    from .config import ConfigError
-
     for split in ("train", "val", "test"):
         n = len(data.classes(split))
         if ways > n:

@@ -15,9 +15,11 @@ import os
 from pathlib import Path
 
 from .config import Config
-from .data import ROOT
+from .live import LiveRun, phase_bars
+from .paths import RESULTS_DIR
+from .progress import progress_callback
 
-DEMO_DIR = ROOT / "results" / "demo"
+DEMO_DIR = RESULTS_DIR / "demo"
 ABLATIONS = ("uniform", "ats", "ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight")
 ORDER = ("uniform", "ats", "rank-sim-loss", "ats-budget16", "uniform-budget16", "ats-loss-only", "ats-sim-only",
          "ats-random-phi", "ats-reweight")
@@ -33,8 +35,6 @@ def demo_configs(steps: int = STEPS, seed: int = 0) -> dict[str, Config]:
 
 
 def train_demo(names=None, steps: int = STEPS, root: Path = DEMO_DIR, keep_checkpoints: bool = False) -> None:
-    from .live import LiveRun, phase_bars
-    from .progress import progress_callback
     configs = demo_configs(steps)
     for name in ORDER:
         cfg = configs[name]

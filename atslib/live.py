@@ -12,6 +12,7 @@ with a step bar and phase bars.
 from __future__ import annotations
 
 from .loop import Run
+from .progress import progress_callback
 
 
 class LiveRun(Run):
@@ -77,7 +78,6 @@ def phase_bars(desc: str = ""):
 
 def train(cfg, out=None, callbacks=(), resume: bool = False, overwrite: bool = False, stop=None, desc: str = ""):
     """``meta_train`` with progress: a step bar, and a bar for every validation and for the final test."""
-    from .progress import progress_callback
     run = LiveRun(cfg, out, resume=resume, overwrite=overwrite, on_phase=phase_bars(desc))
     bar = progress_callback(cfg.steps, run.step, desc=f"{desc}meta-train")
     return run.train([bar, *callbacks], stop)

@@ -18,13 +18,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
 from .config import Config
-from .metrics import mean_ci95
-from .runs import FORMAT_VERSION, RunError, check_version, load_torch, save_torch, write_csv, write_json
-from .samplers import make_method
-from .train import build_setup, copy_params, evaluate_params, init_from, meta_step, test_tasks, val_tasks
-
+from .datasets import build_setup
+from .methods import make_method
+from .setup import copy_params, evaluate_params, init_from, val_tasks
+from .step import meta_step
+from .store import (
+    FORMAT_VERSION,
+    RunError,
+    check_version,
+    load_torch,
+    save_torch,
+    write_csv,
+    write_json,
+)
+from .version import __version__
 
 _START_VAL: dict = {}      # validation of starting models, shared by the runs of one process
 
@@ -167,25 +175,7 @@ class Run:
         self.checkpoint()
         self.model.load_state_dict(self.best_state)
         t0 = time.perf_counter()
-        if cfg.dataset == "molecules":   # R^2 on meta-test assays and real-assay episodes
-            from .molecules import molecule_results
-            extra, scores = molecule_results(self.setup)
-        else:
-            loss, acc = evaluate_params(self.setup, test_tasks(self.setup))
-            acc = acc.cpu().numpy()
-            mean, ci = mean_ci95(acc)
-            extra = {"ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,
-                     "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(self.setup.train_classes),
-                     "test_mean": mean, "test_ci95": ci, "n_test_tasks": int(len(acc))}
-            scores = pd.DataFrame({"task": np.arange(len(acc)), "acc": acc, "loss": loss.cpu().numpy()})
-            for name in ("noise_on", "hard_ratio", "ood_ratio", "ood_shift"):   # regimes beyond the paper's noise
-                if getattr(cfg, name) != getattr(Config, name):
-                    extra[name] = getattr(cfg, name)
-            if cfg.hard_ratio:                      # and the hard meta-test distribution
-                hloss, hacc = evaluate_params(self.setup, test_tasks(self.setup, hard=True))
-                hacc = hacc.cpu().numpy()
-                extra["test_hard_mean"], extra["test_hard_ci95"] = mean_ci95(hacc)
-                hard_scores = pd.DataFrame({"task": np.arange(len(hacc)), "acc": hacc, "loss": hloss.cpu().numpy()})
+        extra, score_files = self.setup.dataset.test(self.setup)
         self.summary = {
             "format_version": FORMAT_VERSION, "atslib_version": __version__, "torch_version": torch.__version__,
             "method": cfg.method, "dataset": cfg.dataset, "steps": cfg.steps, "steps_done": self.step,
@@ -196,16 +186,14 @@ class Run:
         self.summary.update(self.diagnostics())
         if self.out is not None:
             save_torch(self.out / "best.pt", {"model": self.best_state, "step": self.best_step})
-            write_csv(self.out / "test_scores.csv", scores)
-            if "test_hard_mean" in extra:
-                write_csv(self.out / "test_scores_hard.csv", hard_scores)
+            for name, frame in score_files.items():
+                write_csv(self.out / name, frame)
             write_json(self.out / "summary.json", self.summary)
         return self.summary
 
     def diagnostics(self) -> dict:
         """noise_auc (2nd half of training), clean_share, mean entropy - where some tasks are noisy, some clean."""
-        bad = self.cfg.noise_ratio + (self.cfg.ood_ratio if self.cfg.dataset != "molecules" else 0)
-        if not 0 < bad < 1 or not self.history:
+        if not 0 < self.setup.dataset.bad_ratio(self.cfg) < 1 or not self.history:
             return {}
         h = self.history_frame()
         late = h[h["step"] >= self.cfg.steps // 2]
@@ -216,3 +204,13 @@ class Run:
         if "entropy" in h:
             out["entropy_late"] = float(late["entropy"].mean())
         return out
+
+
+def meta_train(cfg: Config, callbacks=(), out=None, resume: bool = False, overwrite: bool = False, stop=None) -> Run:
+    """Train with ``cfg.method``; write a run directory when ``out`` is given; return the ``Run``.
+
+    ``callbacks``: callables ``cb(record, run)`` called after every step (a dashboard); one that
+    returns True, or a set ``stop`` (``threading.Event``), ends training cleanly: the run is
+    checkpointed, tested with its best parameters and its summary written.
+    """
+    return Run(cfg, out, resume=resume, overwrite=overwrite).train(callbacks, stop)

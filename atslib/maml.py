@@ -167,8 +167,3 @@ def evaluate(model, p, task_chunks, steps, lr, inner="anil", chunk: int = 50):
             losses.append(task_loss(out, part.y_q, mask=part.m_q))
             scores.append(task_score(out, part.y_q, part.m_q))
     return torch.cat(losses), torch.cat(scores)
-
-
-def sgd_step(p: dict, grads, lr: float) -> dict:
-    """A look-ahead copy p - lr * g (no graph unless the grads carry one)."""
-    return {k: v - lr * g for (k, v), g in zip(p.items(), grads)}

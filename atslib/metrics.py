@@ -56,14 +56,6 @@ def paired_t(a, b) -> tuple[float, float]:
     return float((a - b).mean()), float(res.pvalue)
 
 
-def welch_t(a, b) -> tuple[float, float]:
-    """Welch's t-test between two samples (e.g. seeds): (mean difference, two-sided p-value)."""
-    from scipy import stats
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    res = stats.ttest_ind(a, b, equal_var=False)
-    return float(a.mean() - b.mean()), float(res.pvalue)
-
-
 def seed_paired_t(a, b) -> tuple[float, float]:
     """Paired t-test over seeds: ``a[i]``, ``b[i]`` are two methods' test means with seed i.
 

@@ -44,8 +44,10 @@ import pandas as pd
 import torch
 
 from . import maml
-from .data import DATA_DIR, DataError, read_npz, sha256
+from .config import Config
+from .data import DataError, read_npz, sha256
 from .metrics import mean_ci95, r2_pearson
+from .paths import DATA_DIR
 from .tasks import TaskBatch, stream
 
 DEFAULT_MOLECULES = DATA_DIR / "molecules.npz"
@@ -162,25 +164,7 @@ class AssaySampler:
 
 def hidden_width(cfg) -> int:
     """The paper's 500 hidden units unless ``--width`` was set to something other than its default."""
-    from .config import Config
     return PAPER_HIDDEN if cfg.width == Config.__dataclass_fields__["width"].default else cfg.width
-
-
-def build_molecule_setup(cfg):
-    """``train.Setup`` for molecules: data, samplers (train noisy, val/test clean), seeded MLP."""
-    from .config import ConfigError
-    from .models import build_model
-    from .train import Setup, resolve_device
-    if cfg.noise_ratio > 0 and cfg.noise_scale == 0:
-        raise ConfigError(f"--noise-ratio {cfg.noise_ratio!r}: molecules add noise only with --noise-scale > 0; "
-                          f"allowed: --noise-ratio 0, or a --noise-scale")
-    data = load_molecules(cfg.data)
-    device = resolve_device(cfg.device)
-    train = AssaySampler(data, "train", cfg.max_support, cfg.max_query, cfg.noise_scale, cfg.noise_ratio)
-    val = AssaySampler(data, "val", cfg.max_support, cfg.max_query)
-    test = AssaySampler(data, "test", cfg.max_support, cfg.max_query)
-    model = build_model((data.x.shape[1],), 1, hidden_width(cfg), generator=stream(cfg.seed, 0, "model-init")).to(device)
-    return Setup(cfg, device, data, model, train, val, test, np.array([], dtype=np.int64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,5 +251,5 @@ def molecule_results(setup) -> tuple[dict, pd.DataFrame]:
     return summary, frame
 
 
-__all__ = ["MoleculeData", "load_molecules", "AssaySampler", "pad_tasks", "build_molecule_setup",
+__all__ = ["MoleculeData", "load_molecules", "AssaySampler", "pad_tasks", "hidden_width",
            "meta_test_parts", "real_episodes", "predict", "task_r2", "r2_stats", "molecule_results"]

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import ROOT
+from .paths import BUILD_FIG_DIR, FIGURES_DIR, ROOT
 
-GALLERY_DIR = ROOT / "figures"          # the committed gallery: written by `make figures` only
-BUILD_FIG_DIR = ROOT / "build" / "figures"
+GALLERY_DIR = FIGURES_DIR          # the committed gallery: written by `make figures` only
 METHOD_COLORS = {"uniform": "#7f7f7f", "ats": "#d62728", "rank-sim-loss": "#1f77b4", "ats-random-phi": "#bcbd22",
                  "ats-loss-only": "#ff7f0e", "ats-sim-only": "#2ca02c", "ats-reweight": "#9467bd",
                  "ats-cheap": "#e377c2", "uniform-val": "#8c564b", "spl": "#17becf", "focal": "#aec7e8",

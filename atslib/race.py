@@ -27,12 +27,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import plots, widgets
+from . import reproduction as R
 from .config import Config
-from .data import ROOT
+from .live import LiveRun
+from .paths import RESULTS_DIR
+from .runs import load_run
 
 METHODS = ("uniform", "spl", "rank-sim-loss", "ats")
-INIT = ROOT / "results" / "pretrain" / "1shot" / "uniform-s0"
-RACE_DIR = ROOT / "results" / "race"
+INIT = RESULTS_DIR / "pretrain" / "1shot" / "uniform-s0"
+RACE_DIR = RESULTS_DIR / "race"
 STEPS = 100
 
 
@@ -65,7 +69,6 @@ class Race:
 
     # -- training ------------------------------------------------------------------------
     def _racer(self, method: str) -> None:
-        from .live import LiveRun
 
         def on_phase(phase, done, total):
             if self.abort.is_set():   # Stop during a validation or the test: end it there
@@ -148,7 +151,6 @@ class Race:
 
 def load_race(path: str | Path) -> dict:
     """A committed race (``results/race/<name>/<method>/`` run directories) as a finished snapshot."""
-    from .runs import load_run
     path = Path(path)
     snap = {"methods": {}, "wall": 0.0}
     for m in METHODS:
@@ -169,7 +171,6 @@ def load_race(path: str | Path) -> dict:
 def race_figure(snap: dict):
     """Validation accuracy, probability mass on noisy tasks, ATS's current pool, final test accuracies."""
     import matplotlib.pyplot as plt
-    from . import plots
     fig, axes = plt.subplots(1, 4, figsize=(15.5, 3.9), gridspec_kw={"width_ratios": [1, 1, 1.1, 0.9]})
     ms = snap["methods"]
     for m, d in ms.items():
@@ -262,7 +263,6 @@ class RaceView:
     shows the committed race ``committed`` without training."""
 
     def __init__(self, committed: str | Path | None = RACE_DIR / "r0.6", every: float = 2.0, methods=METHODS):
-        from . import widgets
         w = widgets._w()
         self.every, self.methods, self.race, self.updates = every, methods, None, 0
         self.ratio = widgets._slider("FloatSlider", value=0.6, min=0.0, max=1.0, step=0.1, description="noise ratio")
@@ -288,7 +288,6 @@ class RaceView:
         self.status.value = f"<span class='atslib-race-status'>{text}</span>"
 
     def _draw(self, snap) -> None:
-        from . import widgets
         widgets._show(self.out, race_figure(snap), "race")
 
     def start(self) -> None:
@@ -332,13 +331,11 @@ class RaceView:
         self.go.disabled, self.halt.disabled = False, True
 
 
-def noise_ratio_view(results: str | Path = ROOT / "results", methods=("uniform", "ats", "rank-sim-loss")):
+def noise_ratio_view(results: str | Path = RESULTS_DIR, methods=("uniform", "ats", "rank-sim-loss")):
     """The instant view: a slider over the committed noise-ratio grid; test accuracy against the ratio
     (uniform, ATS, rank-sim-loss and BNS, the best non-adaptive scheduler chosen on validation) and
     ATS's pools at the chosen ratio, all read from ``results/`` (no training)."""
     import matplotlib.pyplot as plt
-    from . import plots, widgets
-    from . import reproduction as R
     w = widgets._w()
     df = R.load_results(results)
     ratios = sorted({float(c[1:]) for c in df[df.grid == "noise-ratio"]["cell"].unique()})

@@ -97,6 +97,23 @@ def results_table(df) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["regime", "test", "method", "seeds", "mean", "ci95"])
 
 
+def _cell(x) -> str:
+    ci = f" ± {x['ci95']:.2f}" if np.isfinite(x["ci95"]) else ""
+    return f"{x['mean']:.2f}{ci} ({int(x['seeds'])})"
+
+
+def wide_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``results_table`` as method x (regime, test set) of "mean ± CI (n)" strings."""
+    cols = {}
+    for r in REGIMES:
+        for t in test_sets(r):
+            d = table[(table.regime == r) & (table.test == t)].set_index("method")
+            if len(d):
+                cols[r + (" (hard test)" if t == "hard" else "")] = {m: _cell(x) for m, x in d.iterrows()}
+    out = pd.DataFrame(cols).reindex([m for m in METHODS if any(m in c for c in cols.values())])
+    return out.rename_axis("method").reset_index().fillna("–")
+
+
 def verdicts(df) -> pd.DataFrame:
     """Per regime and test set: ATS (and ats-reweight) against the best fixed heuristic (chosen by
     validation) and against every fixed heuristic, at the seed level; ``beats_all`` is True only
@@ -238,5 +255,5 @@ def results_figure(table: pd.DataFrame, footnote: str = ""):
     return fig
 
 
-__all__ = ["REGIMES", "DESCRIPTION", "METHODS", "FIXED", "load", "results_table", "verdicts", "auc_row", "auc_table",
+__all__ = ["REGIMES", "DESCRIPTION", "METHODS", "FIXED", "load", "results_table", "wide_table", "verdicts", "auc_row", "auc_table",
            "best_fixed", "seed_test", "example_pool", "kinds_figure", "kind_scatter", "results_figure", "test_sets"]

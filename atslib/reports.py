@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .tasks import EpisodeSampler, stream
+from .metrics import mean_ci95
+from .tasks import EpisodeSampler, fixed_tasks, stream
 
 SPLIT_NAMES = {0: "meta-train", 1: "meta-val", 2: "meta-test"}
 
@@ -72,8 +73,6 @@ def formatted(t: pd.DataFrame) -> pd.DataFrame:
 
 def nearest_mean_baseline(data, ways=5, shots=1, queries=15, n_tasks=600, seed=2021) -> tuple[float, float]:
     """Nearest class mean on raw pixels over meta-test episodes: the floor a meta-learner must beat."""
-    from .metrics import mean_ci95
-    from .tasks import fixed_tasks
     s = EpisodeSampler(data, "test", ways, shots, queries)
     accs = []
     for t in fixed_tasks(s, n_tasks, seed, "test"):

@@ -23,13 +23,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import detectable_difference, hierarchical_bootstrap_ci, seed_paired_t, t_ci95
+from .metrics import (
+    auc,
+    detectable_difference,
+    hierarchical_bootstrap_ci,
+    seed_paired_t,
+    t_ci95,
+)
+from .registry import METHODS, NON_ADAPTIVE
 
 # BNS candidates: the paper's non-adaptive schedulers. uniform-val (our control) is left out: it
 # meta-trains on meta-val tasks, so its validation score is optimistic and cannot choose fairly.
-NON_ADAPTIVE = ("uniform", "spl", "focal", "gcp", "daml", "paml")
-METHOD_ORDER = ("uniform", "uniform-val", "spl", "focal", "gcp", "daml", "paml", "ats", "rank-sim-loss",
-                "ats-cheap", "ats-random-phi", "ats-loss-only", "ats-sim-only", "ats-reweight")
+METHOD_ORDER = METHODS
 LEVEL = 0.01
 
 
@@ -200,14 +205,6 @@ def power(df, grid, cell, a, b, n: int | None = None, alpha: float = LEVEL, pw: 
     return detectable_difference(float(np.std(d, ddof=1)), n or d.size, alpha, pw)
 
 
-def welch(df, grid, cell, a, b) -> tuple[float, float]:
-    from scipy import stats
-    va, vb = runs(df, grid, cell, a)["test_mean"].astype(float), runs(df, grid, cell, b)["test_mean"].astype(float)
-    if len(va) < 2 or len(vb) < 2:
-        return float(va.mean() - vb.mean()) if len(va) and len(vb) else float("nan"), float("nan")
-    return float(va.mean() - vb.mean()), float(stats.ttest_ind(va, vb, equal_var=False).pvalue)
-
-
 def fmt(mean, ci, scale=100.0, digits=2) -> str:
     if mean is None or not np.isfinite(mean):
         return "–"
@@ -344,7 +341,7 @@ def pool_records(df, grid, cell, method="ats") -> pd.DataFrame:
 
 def factor_separation(pools: pd.DataFrame) -> dict:
     """AUC of 'noisy' from high loss and from low similarity (within-pool z-scores), late half of training."""
-    from .metrics import auc
+
     if pools.empty or pools["noisy"].nunique() < 2:
         return {"auc_loss": float("nan"), "auc_low_sim": float("nan")}
     late = pools[pools["step"] >= pools["step"].max() / 2].copy()
@@ -378,6 +375,6 @@ def trend(x, y) -> float:
     return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
 
 
-__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "seed_differences", "boot_ci", "power", "welch", "wide_table", "drug_columns", "bns_row",
+__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "seed_differences", "boot_ci", "power", "wide_table", "drug_columns", "bns_row",
            "significance", "gains", "histories", "learning_curves", "with_start_candidate", "pool_records", "factor_separation", "prob_correlations",
            "trend", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]

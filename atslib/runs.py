@@ -1,90 +1,21 @@
-"""Run directories: atomic writes, checkpoints, and ``load_run``.
+"""``load_run``: a run directory as Python objects (config, records, summary, best model).
 
-A run directory holds ``config.json`` (the config plus data sha256 and versions), ``history.csv``
-(scalars per step), ``summary.json``, ``test_scores.csv`` (one row per meta-test task),
-``pool.csv.gz`` (every k-th pool: probability, noisy mask, factors, drawn), ``checkpoint.pt``
-(everything needed to resume) and ``best.pt`` (the meta-parameters chosen on validation).
-Every file is written to a temporary name and renamed, so a crash never leaves half a file.
-Checkpoints are read with ``torch.load(weights_only=True)``.
+The files of a run directory and how they are written are described in ``atslib.store``.
 """
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-FORMAT_VERSION = 1
-
-
-class RunError(ValueError):
-    """A run directory that cannot be used as asked (exists, missing, other version)."""
-
-
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path, obj) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
-
-
-def _jsonable(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def write_csv(path, df: pd.DataFrame) -> None:
-    path = Path(path)
-    buf = io.BytesIO()
-    df.to_csv(buf, index=False, compression={"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None)
-    atomic_write(path, buf.getvalue())
-
-
-def save_torch(path, obj) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write(path, buf.getvalue())
-
-
-def load_torch(path, map_location="cpu"):
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise RunError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one clear error
-        raise RunError(f"{path}: unreadable checkpoint ({type(e).__name__}); was it written by another "
-                       f"atslib version or cut short?") from None
-
-
-def check_version(run_dir: Path) -> dict:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: not a run directory (no config.json)")
-    meta = json.loads(path.read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise RunError(f"{run_dir}: run format {meta.get('format_version')!r}, this atslib reads format "
-                       f"{FORMAT_VERSION}; re-run it with this version")
-    return meta
+from .config import Config
+from .datasets import build_setup
+from .store import check_version, load_torch
 
 
 def load_run(run_dir: str | Path, with_model: bool = True) -> dict:
     """Config, history, summary, pool records, test scores and (optionally) the best model of a run."""
-    from .config import Config
     run_dir = Path(run_dir)
     meta = check_version(run_dir)
     out = {"config": Config.from_saved(meta["config"]), "meta": meta, "dir": run_dir}
@@ -94,7 +25,6 @@ def load_run(run_dir: str | Path, with_model: bool = True) -> dict:
     f = run_dir / "summary.json"
     out["summary"] = json.loads(f.read_text()) if f.is_file() else None
     if with_model and (run_dir / "best.pt").is_file():
-        from .train import build_setup
         setup = build_setup(out["config"].replace(device="cpu"), check_data=False)
         setup.model.load_state_dict(load_torch(run_dir / "best.pt")["model"])
         out["model"] = setup.model

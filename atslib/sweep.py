@@ -1,23 +1,6 @@
 """Sweeps: a grid of training runs (method x setting x seed), resumable, through a small executor.
 
-A grid is a YAML file (see ``experiments/``)::
-
-    name: noisy
-    description: one line on what the grid tests
-    scale:                       # presets picked with --scale (default "cpu"); "gpu" = the paper's settings
-      cpu: {steps: 150, eval_every: 25}
-      gpu: {steps: 10000, eval_every: 500}
-    cells:
-      - name: 1shot              # one setting; its runs live in OUT/1shot/METHOD-sSEED
-        config: {shots: 1, noise_ratio: 0.6, init: "{results}/pretrain/1shot-s{seed}"}
-        methods: [uniform, ats, spl]
-        seeds: [0, 1, 2]
-        seeds_by_method: {spl: [0, 1]}     # optional: fewer (or more) seeds for some methods
-        scale: {cpu: {...}, gpu: {...}}    # optional: this cell's presets replace the grid's
-
-A run's config is ``Config()`` <- scale preset <- cell config <- {method, seed}; strings may name
-``{seed}``, ``{shots}`` (any config field) and ``{results}`` (the folder holding OUT). Runs are
-ordered uniform and ATS first (every cell, every seed), then the rest.
+The grid file and its expansion into runs are ``atslib.grid``.
 
 Resumable: a run with a ``summary.json`` is skipped; a run killed half-way restarts from its
 checkpoint (``Run(resume=True)``); every file is written atomically. A finished run with the very
@@ -36,146 +19,41 @@ back to the driver, which writes them, so a cluster needs no shared file system 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .config import METHODS, Config, ConfigError
-from .runs import atomic_write, write_csv
+from . import cluster
+from .config import Config, ConfigError
+from .grid import (  # noqa: F401
+    FAILED,
+    FIRST,
+    RECORD_FILES,
+    GridError,
+    RunSpec,
+    expand,
+    is_done,
+    load_grid,
+    select,
+    select_seeds,
+    status,
+)
+from .loop import Run
+from .metrics import t_ci95
+from .store import atomic_write, write_csv
 
-# summary.json last: a run counts as finished once it exists, so it is written after everything else
-FAILED = "FAILED"   # a run whose last attempt raised: the error message, kept until a later attempt succeeds
-RECORD_FILES = ("config.json", "history.csv", "test_scores.csv", "pool.csv.gz", "best.pt", "summary.json")
-FIRST = ("uniform", "ats")                     # run these first in every cell
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
             "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done", "start_val")
-
-
-@dataclass
-class RunSpec:
-    """One run of a grid: where it goes and its full config."""
-    cell: str
-    method: str
-    seed: int
-    config: dict
-    dir: Path
-    order: tuple = field(default=(), repr=False)
-
-    @property
-    def name(self) -> str:
-        return f"{self.cell}/{self.method}-s{self.seed}"
-
-
-class GridError(ConfigError):
-    """A grid file that cannot be run as written (one clear line, exit 2)."""
-
-
-def _need(ok, message: str) -> None:
-    if not ok:
-        raise GridError(message)
-
-
-def _fill(value, names: dict):
-    if isinstance(value, str):
-        try:
-            return value.format(**names)
-        except (KeyError, IndexError, ValueError) as e:
-            raise GridError(f"grid value {value!r}: unknown placeholder {e}; allowed: {{results}} and "
-                            f"config fields such as {{seed}}, {{shots}}") from None
-    return value
-
-
-def load_grid(path) -> dict:
-    import yaml
-    path = Path(path)
-    if not path.is_file():
-        raise GridError(f"grid {str(path)!r}: no such file; allowed: a YAML grid such as experiments/noisy.yaml")
-    try:
-        grid = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise GridError(f"grid {str(path)!r}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(grid, dict) or not isinstance(grid.get("cells"), list) or not grid["cells"]:
-        raise GridError(f"grid {str(path)!r}: needs a non-empty list 'cells'")
-    return grid
-
-
-def expand(grid: dict, out, scale: str = "cpu") -> list[RunSpec]:
-    """The grid's runs, in execution order (uniform and ATS first), with validated configs."""
-    out = Path(out)
-    presets = grid.get("scale") or {}
-    _need(isinstance(presets, dict) and all(isinstance(v, dict) for v in presets.values()),
-          f"grid 'scale' {presets!r} must map preset names to option dicts")
-    if scale not in (presets or {"cpu": None}):
-        raise GridError(f"--scale {scale!r}: allowed: {', '.join(map(str, presets))}")
-    base = dict(presets.get(scale) or {})
-    specs, seen = [], set()
-    for ci, cell in enumerate(grid["cells"]):
-        _need(isinstance(cell, dict), f"cell {ci}: {cell!r} must be a mapping with name, methods, seeds")
-        name = cell.get("name")
-        if not isinstance(name, str) or not name or "/" in name:
-            raise GridError(f"cell {ci}: 'name' {name!r} must be a non-empty string without '/'")
-        if name in seen:
-            raise GridError(f"cell {name!r}: duplicate name; allowed: unique cell names")
-        seen.add(name)
-        methods = cell.get("methods")
-        ok = isinstance(methods, list) and methods and all(isinstance(m, str) and m in METHODS for m in methods)
-        _need(ok, f"cell {name!r}: methods {methods!r}; allowed: a list of {', '.join(METHODS)}")
-        by_method = cell.get("seeds_by_method") or {}
-        _need(isinstance(by_method, dict), f"cell {name!r}: seeds_by_method {by_method!r} must map methods to seeds")
-        _need(set(by_method) <= set(methods), f"cell {name!r}: seeds_by_method names {sorted(set(by_method) - set(methods))}"
-                                             f", not among the cell's methods {methods}")
-        for key in ("config", "scale"):
-            _need(isinstance(cell.get(key) or {}, dict), f"cell {name!r}: {key} {cell.get(key)!r} must be a mapping")
-        cell_scale = cell.get("scale") or {}
-        _need(all(isinstance(v, dict) for v in cell_scale.values()), f"cell {name!r}: scale presets must be mappings")
-        for mi, method in enumerate(methods):
-            seeds = by_method.get(method, cell.get("seeds", [0]))
-            _need(isinstance(seeds, list) and seeds and all(type(x) is int and x >= 0 for x in seeds),
-                  f"cell {name!r}, {method}: seeds {seeds!r}; allowed: a list of integers >= 0")
-            for seed in seeds:
-                preset = cell_scale.get(scale, base)              # a cell may replace the grid's preset
-                d = {**preset, **(cell.get("config") or {}), "method": method, "seed": int(seed)}
-                names = {**Config().to_dict(), **d, "results": out.parent.as_posix()}
-                d = {k: _fill(v, names) for k, v in d.items()}
-                try:
-                    cfg = Config.from_dict(d)
-                except ConfigError as e:
-                    raise GridError(f"cell {name!r}, {method} seed {seed}: {e}") from None
-                tier = 0 if method in FIRST else 1
-                specs.append(RunSpec(name, method, int(seed), cfg.to_dict(), out / name / f"{method}-s{seed}",
-                                     (tier, int(seed), ci, mi)))
-    return sorted(specs, key=lambda s: s.order)
-
-
-def select(specs: list[RunSpec], only: list[str]) -> list[RunSpec]:
-    """Keep runs whose cell and method are named (a kind not named at all is not filtered)."""
-    cells, methods = {s.cell for s in specs}, {s.method for s in specs}
-    bad = [o for o in only if o not in cells and o not in methods]
-    if bad:
-        raise GridError(f"--only {bad}: not a cell or method of this grid; allowed: {', '.join(sorted(cells | methods))}")
-    want_c, want_m = set(only) & cells, set(only) & methods
-    return [s for s in specs if (not want_c or s.cell in want_c) and (not want_m or s.method in want_m)]
-
-
-def select_seeds(specs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
-    """Keep runs whose seed is named (e.g. the first 5 seeds of every method before more seeds)."""
-    have = sorted({s.seed for s in specs})
-    bad = [x for x in seeds if x not in have]
-    if bad:
-        raise GridError(f"--seeds {bad}: no run of the selected cells has these seeds; allowed: "
-                        f"{', '.join(map(str, have))}")
-    return [s for s in specs if s.seed in set(seeds)]
 
 
 # -- one run (runs in a worker) --------------------------------------------------------------
 def _die_with_parent() -> None:
     """A process-executor worker ends when its sweep does (Linux): a sweep killed by a signal would
     otherwise leave its workers training, unseen, beside the next sweep."""
-    import signal
-    import sys
     if sys.platform.startswith("linux"):
         import ctypes
         try:
@@ -185,32 +63,18 @@ def _die_with_parent() -> None:
 
 
 def _quiet_env() -> None:
-    import os
     os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def train_one(config: dict, out: str, ship: bool = False) -> dict:
     """Train (or resume) one run into ``out``; return its summary (and its record files if ``ship``)."""
     _quiet_env()
-    from .loop import Run
     run = Run(Config.from_dict(config), out, resume=True)
     run.train()
     res = {"summary": run.summary}
     if ship:
         res["files"] = {f: (Path(out) / f).read_bytes() for f in RECORD_FILES if (Path(out) / f).is_file()}
     return res
-
-
-# -- bookkeeping ---------------------------------------------------------------------------
-def is_done(spec: RunSpec) -> bool:
-    return (spec.dir / "summary.json").is_file()
-
-
-def status(spec: RunSpec) -> str:
-    """done, failed (its last attempt raised: the error is in FAILED; the next sweep retries it) or pending."""
-    if is_done(spec):
-        return "done"
-    return "failed" if (spec.dir / FAILED).is_file() else "pending"
 
 
 def check_same_config(spec: RunSpec) -> None:
@@ -273,7 +137,6 @@ def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     done = df[df["status"] == "done"]
     if done.empty:
         return pd.DataFrame(columns=["cell", "method", "n", "metric", "mean", "ci95"])
-    from .metrics import t_ci95
     out = []
     for (cell, method), g in done.groupby(["cell", "method"], sort=False):
         v = g["test_mean"].astype(float)                   # accuracy; mean R^2 on molecules
@@ -335,8 +198,8 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
             if not isinstance(v, (int, float)) or v != v or v < lo or (opt == "--num-cpus" and v == 0 and not num_gpus):
                 raise GridError(f"{opt} {v!r}: allowed: a number >= 0 (and --num-cpus > 0 unless --num-gpus > 0)")
     elif (num_cpus, num_gpus) != (1, 0):
-        raise GridError(f"--num-cpus/--num-gpus: per-run Ray resources, only for --executor ray; allowed: "
-                        f"--executor ray, or neither option")
+        raise GridError("--num-cpus/--num-gpus: per-run Ray resources, only for --executor ray; allowed: "
+                        "--executor ray, or neither option")
     grid = load_grid(grid_path)
     out = Path(out)
     every = expand(grid, out, scale)            # the tables always cover the whole grid
@@ -348,8 +211,7 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
         if importlib.util.find_spec("ray") is None:
             raise GridError("--executor 'ray': ray is not installed; allowed: pip install 'atslib[ray]', "
                             "or --executor local/process") from None
-        from .cluster import open_cluster
-        ray_conn.append(open_cluster(address, num_cpus, num_gpus))
+        ray_conn.append(cluster.open_cluster(address, num_cpus, num_gpus))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -411,12 +273,11 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
                 except Exception as e:  # noqa: BLE001
                     done(futs[fut], error=f"{type(e).__name__}: {e}")
     else:
-        from .cluster import run_ray
 
         def say(line):
             (bar.write(line, file=sys.stderr) if progress else print(line, file=sys.stderr, flush=True))
 
-        run_ray(ray_conn[0], todo, out, done, bar if progress else None, workers=workers, num_cpus=num_cpus,
+        cluster.run_ray(ray_conn[0], todo, out, done, bar if progress else None, workers=workers, num_cpus=num_cpus,
                 num_gpus=num_gpus, shared_fs=shared_fs, say=say, label=f"sweep {name}")
     bar.close()
     df = write_tables(every, out, name)

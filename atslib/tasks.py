@@ -29,6 +29,7 @@ derives an independent generator from (seed, step, name), so the pool at step t 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, fields
 
@@ -64,13 +65,21 @@ class TaskBatch:
     m_q: torch.Tensor | None = None  # (T, n_q) float mask of the query rows (variable-size tasks, molecules)
     kind: torch.Tensor | None = None  # (T,) int64 code of KINDS, diagnostics only; None = from ``noisy``
 
+    def hidden(self) -> "TaskBatch":
+        """The same tasks without what a method must not see (noisy mask, kinds, clean labels)."""
+        return dataclasses.replace(self, noisy=None, kind=None, y_s_clean=None)
+
+    def diagnostics(self) -> "TaskBatch":
+        """Only what the records score against: the noisy mask and the kinds (no images)."""
+        return TaskBatch(*(None,) * 4, noisy=self.noisy, y_s_clean=None, classes=self.classes, kind=self.kind)
+
     @property
     def bad(self) -> torch.Tensor:
         """(T,) bool: the tasks a scheduler should avoid - label-noisy or domain-shifted."""
         return self.noisy if self.kind is None else self.noisy | (self.kind == KINDS.index("shifted"))
 
     def __len__(self) -> int:
-        return self.x_s.shape[0]
+        return (self.x_s if self.x_s is not None else self.classes).shape[0]
 
     def _map(self, fn) -> "TaskBatch":
         return TaskBatch(**{f.name: (None if getattr(self, f.name) is None else fn(getattr(self, f.name)))

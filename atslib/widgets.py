@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import threading
 
+from . import plots
+from .live import LiveRun
+from .tasks import EpisodeSampler, stream
+
 
 def _w():
     import ipywidgets
@@ -68,8 +72,6 @@ def task_explorer(data, ways=5, shots=1, noise_ratio=0.6, flip_prob=0.8, seed=0,
     true-vs-shown label matrix and the realised noise rate against the requested one (together,
     once after the slider is released)."""
     import matplotlib.pyplot as plt
-    from . import plots
-    from .tasks import EpisodeSampler, stream
 
     w = _w()
     s_ratio = _slider("FloatSlider", value=noise_ratio, min=0, max=1, step=0.1, description="noise ratio")
@@ -169,7 +171,6 @@ class TrainingDashboard:
 
     def redraw(self, run):
         import matplotlib.pyplot as plt
-        from . import plots
         h = run.history_frame()
         noisy = run.cfg.noise_ratio > 0 and "noisy_mass" in h   # a panel only where it has something to show
         fig, axes = plt.subplots(1, 3 if noisy else 2, figsize=(11 if noisy else 8, 3))
@@ -190,7 +191,6 @@ class TrainingDashboard:
                              f"val acc {_fmt(val)}")
 
     def _train(self, cfg, out, resume, overwrite):
-        from .live import LiveRun
         self.cfg, self.stopping = cfg, False
         self.start_button.disabled, self.stop_button.disabled = True, False
         try:
@@ -239,7 +239,6 @@ class TrainingDashboard:
 
 def scatter_explorer(pools_by_run: dict, sim: str = "sim_cos"):
     """A slider over logged steps and a dropdown over runs redraw the loss-vs-similarity scatter."""
-    from . import plots
     w = _w()
     names = list(pools_by_run)
     dd = w.Dropdown(options=names, value=names[0], description="run")

@@ -22,7 +22,7 @@
 # table, the noise-ratio table with its "BNS" row, the budget table, the significance tests, the
 # plots, and the verdict on each claim. Every table is written as CSV and Markdown to
 # `<figures>/tables/`, every figure to `<figures>/`, where `<figures>` is `FIG_DIR` (default
-# `build/figures/`; `make figures` passes the repository's `figures/` and `REPORT`). Run All takes
+# `build/figures/`; `make figures` passes the repository's `figures/`, then runs `python -m atslib report`). Run All takes
 # about 30 s.
 #
 # Conventions (see `atslib/reproduction.py` and `atslib/claims.py`): a cell is the mean over seeds of each run's test
@@ -39,7 +39,6 @@
 RESULTS_DIR = "../results"
 EXPERIMENTS_DIR = "../experiments"
 FIG_DIR = None  # None: $FIG_DIR, else build/figures/ (make figures passes the repository's figures/)
-REPORT = None  # a path: rewrite its results block (make figures passes REPRODUCTION.md); None: nothing
 SMOKE = False  # no effect, this notebook only reads results
 
 # %%
@@ -320,21 +319,7 @@ show(verdicts, "05_verdicts")
 
 # %% [markdown]
 # ## The results block of REPRODUCTION.md
-# With `REPORT` set (`make figures` sets it to `REPRODUCTION.md`), this notebook rewrites the block
-# between the `results:start` / `results:end` markers of that file with the tables above, so the
-# numbers there always match `results/`.
-
-# %%
-sections = {"Claims": cl, "Meta-learning with noise (noise ratio 0.6; accuracy %, drug R²)": noisy_table,
-            "Limited budgets (16 classes; drug: clean tasks)": budget_table, "Ablations": abl_table,
-            "Effect of the noise ratio (1-shot)": ratio_table, "Effect of the drug noise scale η": drug_table,
-            "Effect of the budget (1-shot)": R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")),
-            "Beyond the paper": R.wide_table(df, C.BEYOND, ("uniform", "ats", "rank-sim-loss")),
-            "Significance": sig_show.fillna("–"), "Noise AUC": aucs,
-            "ats-reweight: all pool tasks vs equal batch": pd.DataFrame(rw),
-            "The decisive long study (grid decisive)": decisive,
-            "The decisive study: ATS against each method, over seeds (points)": dsig.drop(columns="BNS").fillna("–"),
-            "Statistical power (points detectable at level 0.01, power 0.8)": pd.DataFrame(pw_rows),
-            "Verdicts: over seeds, over tasks, and as published on 2026-11-27": verdicts}
-if REPORT:
-    print(f"{REPORT} updated:", C.update_block(REPORT, C.report(sections, progress)))
+# Every table above is saved under `tables/` next to the figures. `python -m atslib report` (the
+# last step of `make figures`) rewrites the block between the `results:start` / `results:end`
+# markers of `REPRODUCTION.md` from those tables, so the numbers there always match `results/`.
+# Running this notebook never writes the document.

@@ -103,6 +103,7 @@ fig
 
 # %%
 aucs = RG.auc_table(df).round(3)
+plots.save_table(aucs, "08_regimes_auc", plots.figure_dir(FIG_DIR) / "tables")
 aucs
 
 # %% [markdown]
@@ -110,11 +111,10 @@ aucs
 
 # %%
 table = RG.results_table(df)
-shown = table.assign(score=[f"{m:.2f} ± {c:.2f}" if np.isfinite(c) else f"{m:.2f}" for m, c in zip(table["mean"], table["ci95"])])
+tab_dir = plots.figure_dir(FIG_DIR) / "tables"
 pd.set_option("display.max_columns", None, "display.width", 200)
-wide = shown.pivot_table(index="method", columns=["regime", "test"], values="score", aggfunc="first", sort=False)
-wide = wide.reindex([m for m in RG.METHODS if m in wide.index])
-plots.save_table(wide.reset_index(), "08_regimes_table", FIG_DIR)
+wide = RG.wide_table(table)
+plots.save_table(wide, "08_regimes_table", tab_dir)
 wide
 
 # %%
@@ -132,7 +132,9 @@ fig
 
 # %%
 ver = RG.verdicts(df)
-ver.round({"diff": 2, "ci95": 2, "p": 4, "min_diff_vs_fixed": 2}) if len(ver) else ver
+ver_shown = ver.round({"diff": 2, "ci95": 2, "p": 4, "min_diff_vs_fixed": 2}) if len(ver) else ver
+plots.save_table(ver_shown, "08_regimes_verdicts", tab_dir)
+ver_shown
 
 # %%
 if len(ver):

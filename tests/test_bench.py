@@ -8,10 +8,10 @@ import sys
 
 import pytest
 import torch
+from helpers import ROOT, tiny_model, tiny_tasks
 
 from atslib.bench import TARGETS, reference_factors
 from atslib.features import pool_factors
-from helpers import ROOT, tiny_model, tiny_tasks
 
 
 def test_bench_cli_writes_json(tmp_path):

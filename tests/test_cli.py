@@ -6,7 +6,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from helpers import ROOT
 
 SMALL = ["--steps", "4", "--eval-every", "2", "--n-val-tasks", "6", "--n-test-tasks", "10", "--pool-size", "4",

@@ -3,10 +3,10 @@ import json
 import shutil
 
 import pytest
+from helpers import ROOT, tiny_config
 
 from atslib import meta_train
 from atslib.contract import check_run
-from helpers import ROOT, tiny_config
 
 
 @pytest.mark.parametrize("method", ["uniform", "ats"])

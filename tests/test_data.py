@@ -1,9 +1,9 @@
 """The committed QuickDraw file and the loader's checks."""
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from atslib.data import DataError, load_images
-from helpers import ROOT
 
 
 def test_committed_quickdraw_schema(images):

@@ -2,17 +2,17 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_model, tiny_tasks
 
 from atslib import maml
 from atslib.features import pool_factors
-from helpers import tiny_model, tiny_tasks
 
 
 def reference(model, p, tasks, steps, lr):
     loss, dot, cos = [], [], []
     params = {k: v.detach().requires_grad_(True) for k, v in p.items()}
     for t in range(len(tasks)):
-        ls = F.cross_entropy(model(tasks.x_s[t]) if False else model.head(params, model.features(params, tasks.x_s[t])), tasks.y_s[t])
+        ls = F.cross_entropy(model.head(params, model.features(params, tasks.x_s[t])), tasks.y_s[t])
         lq = F.cross_entropy(model.head(params, model.features(params, tasks.x_q[t])), tasks.y_q[t])
         gs = torch.cat([g.flatten() for g in torch.autograd.grad(ls, list(params.values()))])
         gq = torch.cat([g.flatten() for g in torch.autograd.grad(lq, list(params.values()))])

@@ -4,7 +4,6 @@ keep this passing; rewrite the records only for a deliberate change of what is l
 import json
 
 import pytest
-
 from golden_records import cases, compare, path, record
 
 

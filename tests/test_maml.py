@@ -2,9 +2,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_model, tiny_tasks
 
 from atslib import maml
-from helpers import tiny_model, tiny_tasks
 
 
 def reference_losses(model, p, tasks, steps, lr, inner, first_order):
@@ -73,6 +73,7 @@ def test_groupnorm_makes_batching_exact(images):
 @pytest.mark.parametrize("shape", [(3, 4, 28, 28), (2, 5, 7, 7), (1, 2, 3, 5), (2, 3, 2, 3)])
 def test_nograd_max_pool_equals_max_pool2d(shape):
     import torch.nn.functional as F
+
     from atslib.models import max_pool2_nograd
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     assert torch.equal(max_pool2_nograd(x), F.max_pool2d(x, 2))

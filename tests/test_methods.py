@@ -4,10 +4,10 @@ import time
 import pandas as pd
 import pytest
 import torch
+from helpers import tiny_config
 
 from atslib import METHODS, meta_train
 from atslib.config import SCHEDULED
-from helpers import tiny_config
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -28,7 +28,7 @@ def test_every_method_runs(method, tmp_path):
 def test_ats_reweight_updates_on_top_b_by_default_and_on_the_pool_as_an_option(tmp_path):
     from atslib.ats import ATSReweight
     from atslib.context import StepContext
-    from atslib.train import build_setup
+    from atslib.datasets import build_setup
     for mode, n in (("top", 2), ("all", 4)):
         cfg = tiny_config(method="ats-reweight", noise_ratio=0.5, reweight_update=mode)
         setup = build_setup(cfg)
@@ -42,10 +42,36 @@ def test_ats_reweight_updates_on_top_b_by_default_and_on_the_pool_as_an_option(t
 
 def test_same_pool_stream_for_every_method():
     from atslib.context import StepContext
-    from atslib.train import build_setup
-    a = StepContext(build_setup(tiny_config(method="uniform", noise_ratio=0.5)), 3).pool
-    b = StepContext(build_setup(tiny_config(method="ats", noise_ratio=0.5)), 3).pool
-    assert (a.x_s == b.x_s).all() and (a.y_s == b.y_s).all() and (a.noisy == b.noisy).all()
+    from atslib.datasets import build_setup
+    a = StepContext(build_setup(tiny_config(method="uniform", noise_ratio=0.5)), 3)
+    b = StepContext(build_setup(tiny_config(method="ats", noise_ratio=0.5)), 3)
+    assert (a.pool.x_s == b.pool.x_s).all() and (a.pool.y_s == b.pool.y_s).all()
+    assert (a.truth.noisy == b.truth.noisy).all()
+
+
+def test_no_method_can_read_the_noisy_mask(tmp_path):
+    """Methods see a pool without the noisy mask, the task kinds and the clean labels; a method
+    that reached for them would fail (every method runs in test_every_method_runs / the golden
+    records), and the records still score against the truth."""
+    from atslib.baselines import Selection, Uniform
+    from atslib.context import StepContext
+    from atslib.datasets import build_setup
+    from atslib.step import meta_step
+    setup = build_setup(tiny_config(method="uniform", noise_ratio=0.5))
+    ctx = StepContext(setup, 0)
+    assert ctx.pool.noisy is None and ctx.pool.kind is None and ctx.pool.y_s_clean is None
+    assert ctx.truth.noisy is not None and ctx.truth.x_s is None          # the truth carries no images
+
+    class Peeking(Uniform):
+        def select(self, ctx):
+            clean = (~ctx.pool.noisy).nonzero().flatten()
+            return Selection(clean[:2], torch.full((ctx.pool_size,), 0.1))
+
+    opt = torch.optim.Adam(setup.model.parameters())
+    with pytest.raises(TypeError):
+        meta_step(setup, Peeking(setup.cfg, setup), opt, 0)
+    rec, _ = meta_step(setup, Uniform(setup.cfg, setup), opt, 0)
+    assert 0 <= rec["pool_noisy"] <= 1 and "noisy_mass" in rec
 
 
 def test_ats_learns_to_avoid_noisy_tasks():
@@ -67,10 +93,11 @@ def test_ats_learns_to_avoid_noisy_tasks():
 def test_shared_per_task_meta_gradients_equal_the_batched_meta_gradient():
     """The look-ahead and the real update reuse per-task meta-gradients; their mean must be the
     gradient of the mean query loss computed in one batched pass."""
+    from helpers import tiny_config
+
     from atslib import maml
     from atslib.context import StepContext
-    from atslib.train import build_setup
-    from helpers import tiny_config
+    from atslib.datasets import build_setup
     cfg = tiny_config(method="ats", noise_ratio=0.5)
     setup = build_setup(cfg)
     ctx = StepContext(setup, 0)

@@ -4,15 +4,22 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config
 
 from atslib import maml
 from atslib.data import DataError
 from atslib.features import pool_factors
 from atslib.metrics import r2_pearson
 from atslib.models import build_model
-from atslib.molecules import AssaySampler, load_molecules, meta_test_parts, pad_tasks, real_episodes
+from atslib.molecules import (
+    AssaySampler,
+    load_molecules,
+    meta_test_parts,
+    pad_tasks,
+    real_episodes,
+)
 from atslib.tasks import stream
-from helpers import tiny_config
+
 
 @pytest.fixture(scope="module")
 def mol():
@@ -56,7 +63,8 @@ def test_noise_ratio_fraction(mol):
 
 
 def test_eval_tasks_are_clean(tmp_path):
-    from atslib.train import build_setup, val_tasks
+    from atslib.datasets import build_setup
+    from atslib.setup import val_tasks
     cfg = tiny_config(dataset="molecules", noise_scale=4.0, n_val_tasks=8)
     setup = build_setup(cfg)
     assert setup.train_sampler.noise_scale == 4.0
@@ -69,7 +77,7 @@ def test_eval_tasks_are_clean(tmp_path):
 
 
 def test_test_tasks_depend_on_test_seed_only():
-    from atslib.train import build_setup
+    from atslib.datasets import build_setup
     a = build_setup(tiny_config(dataset="molecules", seed=0))
     b = build_setup(tiny_config(dataset="molecules", seed=5))
     pa, pb = meta_test_parts(a)[1], meta_test_parts(b)[1]

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from helpers import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -78,4 +77,6 @@ def test_makefile_headless_only_where_needed():
     assert all("MPLBACKEND=Agg" in line and f"-p FIG_DIR {ROOT}/figures" in line for line in figs)
     assert any("02_training" in line and "-p STEPS 1000" in line for line in figs)
     assert any("06_molecules" in line and "-p TRAIN True" in line for line in figs)
+    assert not any("REPORT" in line for line in figs)              # no notebook writes REPRODUCTION.md
+    assert dry("figures").strip().splitlines()[-1].endswith("-m atslib report")
     assert "MPLBACKEND=Agg" in dry("test")

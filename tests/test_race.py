@@ -3,7 +3,6 @@ import shutil
 import time
 
 import pytest
-
 from helpers import tiny_config
 
 SMALL = dict(n_val_tasks=4, n_test_tasks=6, eval_every=1)

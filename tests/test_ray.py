@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from helpers import ROOT
 
 ray = pytest.importorskip("ray")
@@ -218,7 +217,7 @@ def test_two_nodes_without_shared_folder_resume_after_a_node_and_the_driver_die(
     Kill the worker node mid-run: its run resumes on the head from the board's checkpoint. Kill the
     driver mid-run: the next sweep resumes from the checkpoint in --out. The summaries equal those of
     an uninterrupted sweep."""
-    from atslib.runs import load_torch
+    from atslib.store import load_torch
     from atslib.sweep import run_sweep
     scale = {**TINY, "steps": 300, "eval_every": 100, "checkpoint_every": 10}
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform"], "seeds": [0, 1]}], scale)

@@ -12,8 +12,9 @@ import torch
 
 from atslib.config import Config, ConfigError
 from atslib.data import load_images
+from atslib.datasets import build_setup
+from atslib.loop import meta_train
 from atslib.tasks import KINDS, EpisodeSampler, confusion, shift_images, stream
-from atslib.train import build_setup, meta_train
 
 WAYS, SHOTS, QUERIES = 5, 1, 4
 
@@ -218,3 +219,13 @@ def test_page_switcher_switches_prerendered_pages():
     assert out.outputs[0]["text"] == "text a\n" and "text/html" in out.outputs[1]["data"]
     dd.value = "b"
     assert list(out.outputs[0]["data"]) == ["image/png", "text/plain"]
+
+
+def test_wide_table_strings():
+    from atslib.regimes import wide_table
+    t = pd.DataFrame([{"regime": "hard-mix", "test": "random", "method": "ats", "seeds": 3, "mean": 55.5, "ci95": 1.25},
+                      {"regime": "hard-mix", "test": "hard", "method": "ats", "seeds": 1, "mean": 42.0, "ci95": np.nan},
+                      {"regime": "ood", "test": "random", "method": "uniform", "seeds": 2, "mean": 50.0, "ci95": 2.0}])
+    w = wide_table(t).set_index("method")
+    assert w.loc["ats", "hard-mix"] == "55.50 ± 1.25 (3)" and w.loc["ats", "hard-mix (hard test)"] == "42.00 (1)"
+    assert w.loc["ats", "ood"] == "–" and list(w.index) == ["uniform", "ats"]

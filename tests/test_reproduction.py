@@ -1,15 +1,14 @@
 """The reproduction analysis on a synthetic results folder: cell means, paired tests over the same
 tasks, BNS chosen on validation (not test), claims."""
 import json
-from pathlib import Path
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from helpers import ROOT
+from scipy import stats
 
 
 def fake_results(root, cells):
@@ -238,3 +237,25 @@ def test_auc_equals_the_mann_whitney_statistic():
         u = mannwhitneyu(score[pos], score[~pos]).statistic
         assert auc(score, pos) == pytest.approx(u / (pos.sum() * (~pos).sum()), abs=1e-12)
     assert np.isnan(auc([1.0, 2.0], [True, True]))
+
+
+def test_report_command_writes_only_the_block_from_saved_tables(tmp_path):
+    """REPRODUCTION.md is written by ``python -m atslib report`` alone, from the saved tables."""
+    from atslib.__main__ import main
+    from atslib.claims import END, REPORT_SECTIONS, START
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pd.DataFrame({"grid": ["noisy"], "runs": [3], "done": [2], "failed": [0], "pending": [1], "CPU hours": [0.5],
+                  "GPU hours": [0.0]}).to_csv(tables / "05_progress.csv", index=False)
+    title, name = REPORT_SECTIONS[0]
+    pd.DataFrame({"claim": ["one"], "verdict": ["holds"]}).to_csv(tables / f"{name}.csv", index=False)
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"intro\n{START}\nstale block\n{END}\noutro\n")
+    assert main(["report", "--out", str(doc), "--tables", str(tables)]) == 0
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "stale block" not in text
+    assert f"### {title}" in text and "holds" in text and "Runs finished: **2 of 3**" in text
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers")
+    assert main(["report", "--out", str(plain), "--tables", str(tables)]) == 2 and plain.read_text() == "no markers"
+    assert main(["report", "--out", str(doc), "--tables", str(tmp_path / "none")]) == 2

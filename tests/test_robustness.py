@@ -47,10 +47,10 @@ def test_config_errors_name_the_option(kw):
 
 def test_nan_loss_stops_with_a_clear_error_or_is_skipped(monkeypatch, tmp_path):
     import torch
+    from helpers import tiny_config
 
     from atslib import maml, meta_train
-    from atslib.train import NonFiniteError
-    from helpers import tiny_config
+    from atslib.guards import NonFiniteError
 
     real = maml.task_losses
 
@@ -62,7 +62,7 @@ def test_nan_loss_stops_with_a_clear_error_or_is_skipped(monkeypatch, tmp_path):
         return losses, scores
 
     poisoned.calls = 0
-    monkeypatch.setattr("atslib.train.maml.task_losses", poisoned)
+    monkeypatch.setattr("atslib.step.maml.task_losses", poisoned)
     with pytest.raises(NonFiniteError, match=r"step 2: meta-training query loss is not finite"):
         meta_train(tiny_config(method="uniform", checkpoint_every=1), out=tmp_path / "a")
     assert (tmp_path / "a" / "checkpoint.pt").is_file()      # the last good checkpoint (step 2) is kept
@@ -77,13 +77,13 @@ def test_resume_or_eval_refuses_a_changed_data_file(tmp_path):
     import shutil
 
     import numpy as np
+    from helpers import ROOT, tiny_config
 
     from atslib import meta_train
+    from atslib.data import DataError
     from atslib.evaluate import evaluate_run
     from atslib.loop import Run
-    from atslib.data import DataError
-    from atslib.runs import RunError
-    from helpers import ROOT, tiny_config
+    from atslib.store import RunError
 
     data = tmp_path / "qd.npz"
     shutil.copy(ROOT / "data" / "quickdraw100.npz", data)
@@ -121,6 +121,7 @@ def test_random_grids_never_traceback(cells, tmp_path_factory):
     """A grid file of any shape: the sweep command expands it (trains nothing: --limit 0) or exits 2
     with one line; never a traceback."""
     import yaml
+
     from atslib.__main__ import main
     d = tmp_path_factory.mktemp("grid")
     (d / "g.yaml").write_text(yaml.safe_dump({"name": "g", "cells": cells}))

@@ -10,12 +10,12 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_config
 
 from atslib import Config, meta_train
 from atslib.config import LEGACY
+from atslib.guards import NonFiniteError
 from atslib.scheduler import AdvantageBound
-from atslib.train import NonFiniteError
-from helpers import tiny_config
 
 MOL_ETA6_S1 = Config(method="ats", dataset="molecules", noise_scale=6.0, seed=1, steps=24, eval_every=12,
                      lookahead_lr=0.01, checkpoint_every=100, n_val_tasks=20)
@@ -62,7 +62,7 @@ def test_advantage_bound_winsorises_on_a_running_scale_and_rejects_absurd_values
 
 def test_lookahead_gradient_is_clipped_to_its_max_norm():
     from atslib.context import StepContext
-    from atslib.train import build_setup
+    from atslib.datasets import build_setup
     cfg = tiny_config(method="ats", lookahead_max_norm=0.5)
     ctx = StepContext(build_setup(cfg), 0)
     g = [torch.full((3,), 4.0), torch.full((2, 2), 3.0)]
@@ -77,8 +77,8 @@ def test_lookahead_gradient_is_clipped_to_its_max_norm():
 @pytest.mark.parametrize("method", ["ats", "ats-reweight"])
 def test_a_nonfinite_factor_stops_before_phi_moves(method, monkeypatch):
     from atslib.context import StepContext
-    from atslib.samplers import make_method
-    from atslib.train import build_setup
+    from atslib.datasets import build_setup
+    from atslib.methods import make_method
     cfg = tiny_config(method=method, noise_ratio=0.5, zscore_factors=False, on_nonfinite="skip")
     setup = build_setup(cfg)
     m = make_method(cfg, setup)
@@ -94,7 +94,7 @@ def test_a_nonfinite_factor_stops_before_phi_moves(method, monkeypatch):
 
 def test_the_starting_model_is_a_checkpoint_candidate(tmp_path):
     """A run that only makes its start worse (a huge outer learning rate) keeps the start."""
-    start = meta_train(tiny_config(method="uniform", steps=6), out=tmp_path / "start")
+    meta_train(tiny_config(method="uniform", steps=6), out=tmp_path / "start")
     cfg = tiny_config(method="uniform", noise_ratio=1.0, outer_lr=0.5, init=str(tmp_path / "start"))
     bad = meta_train(cfg, out=tmp_path / "bad")
     assert bad.summary["best_step"] == 0
@@ -135,8 +135,8 @@ def test_an_absurd_advantage_skips_phis_update_and_training_goes_on():
     """A finite advantage far beyond the running scale (a look-ahead model whose validation loss
     exploded): phi learns nothing from that step, theta's update and the run go on."""
     from atslib.context import StepContext
-    from atslib.samplers import make_method
-    from atslib.train import build_setup
+    from atslib.datasets import build_setup
+    from atslib.methods import make_method
     cfg = tiny_config(method="ats", noise_ratio=0.5, adv_reject=10.0)
     setup = build_setup(cfg)
     m = make_method(cfg, setup)

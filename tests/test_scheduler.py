@@ -4,7 +4,13 @@ import math
 
 import torch
 
-from atslib.scheduler import Baseline, SchedulerNet, draw, plackett_luce_log_prob, reinforce_loss
+from atslib.scheduler import (
+    Baseline,
+    SchedulerNet,
+    draw,
+    plackett_luce_log_prob,
+    reinforce_loss,
+)
 from atslib.tasks import stream
 
 

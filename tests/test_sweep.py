@@ -9,7 +9,6 @@ import time
 
 import pandas as pd
 import pytest
-
 from helpers import ROOT
 
 TINY = dict(steps=4, eval_every=2, n_val_tasks=6, n_test_tasks=10, pool_size=4, meta_batch=2, val_tasks=2,

@@ -1,9 +1,10 @@
 """Task-selection methods behind one protocol: ``select(ctx) -> Selection``.
 
-``ctx`` (a ``train.StepContext``) gives the step's pool of P candidate tasks - a function of
+``ctx`` (a ``context.StepContext``) gives the step's pool of P candidate tasks - a function of
 (seed, step) alone, identical for every method - and lazily computed, cached quantities (the ATS
 factors, the clean reward tasks of this step, look-ahead helpers). A method's own randomness comes
-from ``ctx.gen``, a generator of its own (seed, step) stream. No method reads ``pool.noisy``.
+from ``ctx.gen``, a generator of its own (seed, step) stream. ``ctx.pool`` carries no noisy mask,
+task kinds or clean labels (they are ``None``): no method can read them.
 
 Baselines (our reading is stated where the papers leave room):
 - ``uniform``: B pool tasks uniformly without replacement.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .scheduler import standardize
+from .scheduler import draw, standardize
 
 
 @dataclass
@@ -48,7 +49,9 @@ class Method:
     name = "base"
     trains_on_val = False
 
-    def __init__(self, cfg, setup):
+    def __init__(self, cfg, setup, **params):
+        if params:
+            raise TypeError(f"{type(self).__name__} takes no parameters, got {sorted(params)}")
         self.cfg = cfg
 
     def select(self, ctx) -> Selection:
@@ -139,7 +142,6 @@ class PAML(Method):
         self.bank = None
 
     def select(self, ctx):
-        from .scheduler import draw
         emb = ctx.embeddings()                                    # (P, d) cpu
         if self.bank is None or len(self.bank) == 0:
             novelty = torch.zeros(len(emb))
@@ -166,9 +168,9 @@ class GCP(Method):
     product of C[c, chosen] over the classes chosen so far. After each meta-update, C is updated on
     the trained tasks from the adapted query predictions: C[i, j] <- (1 - rho) C[i, j] +
     rho * mean p(j | x) over query images x of class i (symmetrised; rho = 0.5, floor 1e-3).
-    The ``B`` tasks are built from the chosen classes with images and label flips drawn from the
-    method's own stream; task b is noisy exactly when pool task b is (the same seeded noise flags),
-    so the noise rate matches every other method.
+    The ``B`` tasks are built from the chosen classes by the training sampler with the method's own
+    stream: images, which tasks are noisy (at the run's noise ratio) and their label flips - the
+    same noise rate as every other method's pool, and no look at the pool's noisy mask.
     """
 
     name = "gcp"
@@ -194,7 +196,7 @@ class GCP(Method):
     def select(self, ctx):
         B = self.cfg.meta_batch
         local = torch.stack([self._compose(ctx.gen) for _ in range(B)])        # (B, N) local ids
-        tasks = ctx.compose(self.classes[local], ctx.pool.noisy[:B].cpu(), ctx.gen)
+        tasks = ctx.compose(self.classes[local], ctx.gen)
         P = ctx.pool_size
         return Selection(torch.arange(B), torch.full((P,), 1.0 / P), tasks=tasks, info={"_local": local})
 
@@ -236,15 +238,3 @@ class RankSimLoss(Method):
         probs = torch.zeros(ctx.pool_size)
         probs[idx] = 1.0 / self.cfg.meta_batch
         return Selection(idx.to(ctx.device), probs, score=score)
-
-
-def make_method(cfg, setup) -> Method:
-    from .ats import ATS, ATSReweight, CheapATS
-    table = {c.name: c for c in (Uniform, UniformVal, SelfPaced, Focal, DAML, PAML, GCP, RankSimLoss)}
-    if cfg.method in table:
-        return table[cfg.method](cfg, setup)
-    if cfg.method == "ats-reweight":
-        return ATSReweight(cfg, setup)
-    if cfg.method == "ats-cheap":
-        return CheapATS(cfg, setup)
-    return ATS(cfg, setup)
