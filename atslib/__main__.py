@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     b.add_argument("--json", default=None, help="write the results as JSON here")
+    b.add_argument("--against", default=None, metavar="COMMIT|DIR",
+                   help="instead: s/iter of uniform and ats here vs a reference commit (a worktree under build/) "
+                        "or directory, alternating, with the ratio")
+    b.add_argument("--rounds", type=int, default=None, help="--against: alternating rounds (default 3)")
     b.add_argument("--pool-size", type=int, default=None, help="candidate tasks per iteration (default 10)")
     b.add_argument("--meta-batch", type=int, default=None, help="tasks per meta-update (default 2)")
     b.add_argument("--image-size", type=int, default=None, help="QuickDraw resized to this many px (default 28)")

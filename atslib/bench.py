@@ -84,7 +84,7 @@ def make_setup(cfg: Config, size: int):
     return dataclasses.replace(
         setup, data=data, train_sampler=sampler("train", cfg.noise_ratio, cfg.flip_prob, setup.train_classes),
         val_sampler=sampler("val"), test_sampler=sampler("test"),
-        model=build_model(tuple(x.shape[1:]), cfg.ways, cfg.width, cfg.pools,
+        model=build_model(tuple(x.shape[1:]), cfg.ways, cfg.width, cfg.max_pools,
                           generator=stream(cfg.seed, 0, "model-init")).to(setup.device))
 
 
@@ -268,14 +268,15 @@ def settings_from(args) -> dict:
         if s[k] < low:
             raise ConfigError(f"--{k.replace('_', '-')} {s[k]}: must be an integer >= {low}")
     cfg = make_config(s, "ats")
-    if s["image_size"] < 2 ** cfg.pools:
-        raise ConfigError(f"--image-size {s['image_size']}: must be >= {2 ** cfg.pools} ({cfg.pools} max-pools)")
+    if s["image_size"] < 2 ** cfg.max_pools:
+        raise ConfigError(f"--image-size {s['image_size']}: must be >= {2 ** cfg.max_pools} ({cfg.max_pools} max-pools)")
     check_task_shape(load_images(cfg.data), cfg.ways, cfg.shots, cfg.queries, None)
     return s
 
 
-def run_worker(name: str, s: dict) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+def run_worker(name: str, s: dict, root: Path = ROOT) -> dict:
+    """One worker in a fresh process, importing atslib from ``root`` (this tree, or a reference one)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     r = subprocess.run([sys.executable, "-m", "atslib.bench", "--worker", name, "--settings", json.dumps(s)],
                        capture_output=True, text=True, env=env)
     lines = r.stdout.strip().splitlines()
@@ -327,11 +328,56 @@ def table(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def reference_tree(ref: str) -> Path:
+    """A checkout of commit ``ref`` (a git worktree under build/, made once), or ``ref`` itself if it
+    is a directory holding an atslib package."""
+    if (Path(ref) / "atslib").is_dir():
+        return Path(ref).resolve()
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, capture_output=True, text=True)
+    if sha.returncode != 0:
+        raise ConfigError(f"--against {ref!r}: not a commit of this repository or a directory with atslib/")
+    tree = ROOT / "build" / f"bench-ref-{sha.stdout.strip()[:10]}"
+    if not (tree / "atslib").is_dir():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha.stdout.strip()], cwd=ROOT,
+                       capture_output=True, check=True)
+    return tree
+
+
+def against(ref: str, s: dict, rounds: int = 3, names=("uniform", "ats")) -> dict:
+    """s/iter of ``names`` here and in the reference tree, alternating the order round by round (a
+    machine's load drifts), with the ratio of the medians (this / reference; <= 1.05 is the target)."""
+    tree = reference_tree(ref)
+    out = {"reference": str(tree), "rounds": rounds}
+    for name in names:
+        times = {"this": [], "reference": []}
+        for r in range(rounds):
+            order = (("this", ROOT), ("reference", tree)) if r % 2 == 0 else (("reference", tree), ("this", ROOT))
+            for side, root in order:
+                res = run_worker(name, s, root)
+                if "error" in res:
+                    raise RuntimeError(f"bench --against: {name} in {root}: {res['error']}")
+                times[side].append(res["seconds_per_iter"])
+        med = {k: statistics.median(v) for k, v in times.items()}
+        out[name] = {"this": med["this"], "reference": med["reference"], "ratio": med["this"] / med["reference"],
+                     "all": times}
+    return out
+
+
 def main(args) -> int:
     """Validate the settings, run each worker in its own process, print the table, write --json.
 
     Targets missed are reported, never an error; the exit code is 1 only when a worker crashed."""
     s = settings_from(args)
+    if getattr(args, "against", None):
+        rep = {"settings": s, "against": against(args.against, s, args.rounds or 3)}
+        for name in ("uniform", "ats"):
+            a = rep["against"][name]
+            print(f"{name:8s} this {a['this'] * 1e3:8.1f} ms/iter   reference {a['reference'] * 1e3:8.1f} ms/iter   "
+                  f"ratio {a['ratio']:.3f}")
+        if getattr(args, "json", None):
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(rep, indent=2) + "\n")
+        return 0
     res = {}
     for name in WORKERS:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)

@@ -20,6 +20,10 @@ LEGACY = {"lookahead_max_norm": 0.0, "adv_clip": 0.0, "adv_reject": 0.0, "reweig
           "validate_start": False}
 
 
+# Fields renamed since runs were saved: old name -> new name (read by ``Config.from_saved``).
+RENAMED = {"pools": "max_pools"}
+
+
 class ConfigError(ValueError):
     """A bad option value; ``str(err)`` is the one line shown to the user."""
 
@@ -56,13 +60,13 @@ class Config:
     test_inner_steps: int = 10       # inner steps at validation / test time
     outer_lr: float = 1e-3           # Adam learning rate of the meta-parameters
     width: int = 32                  # conv channels (images) / MLP hidden units (molecules: this default means 500)
-    pools: int = 3                   # max-pools in the conv-4 (3 on 28 px -> 288-d embedding, 4 -> 32-d)
+    max_pools: int = 3               # 2x2 max-pool layers in the conv-4 (3 on 28 px -> 288-d embedding, 4 -> 32-d)
     # --- pool and scheduler -----------------------------------------------------------
     meta_batch: int = 2              # tasks per meta-update (B)
     pool_size: int = 10              # candidate tasks scored per iteration (P >= B)
     val_tasks: int = 4               # fresh clean meta-val tasks per reward (V)
     warmup: int = 0                  # first steps train only phi, theta's updates are not applied (the authors' warm-up)
-    temperature: float = 0.1         # floor of the real draw's temperature max(T, decay**t)
+    temperature: float = 0.1         # the FLOOR T of the real draw's temperature max(T, decay**t) (CLI name fixed)
     temperature_decay: float = 0.99  # decay of the real draw's temperature per step
     scheduler_lr: float = 1e-3       # Adam learning rate of the scheduler network
     scheduler_hidden: int = 32       # hidden units of the scheduler network
@@ -108,8 +112,10 @@ class Config:
         """A config as a run saved it: an option the run predates takes the value it then had.
 
         Saved configs lack the fields added since; most take their defaults, but the numeric
-        safeguards below changed behaviour, so a run without them ran without them.
+        safeguards below changed behaviour, so a run without them ran without them. Fields
+        renamed since (``RENAMED``) are read under their new names.
         """
+        d = {RENAMED.get(k, k): v for k, v in d.items()}
         return cls.from_dict({**{k: v for k, v in LEGACY.items() if k not in d}, **d})
 
     def replace(self, **kw) -> "Config":
@@ -146,7 +152,7 @@ class Config:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be an integer >= 1")
         need(self.ways >= 2, "ways", "must be >= 2")
-        need(self.pools in (1, 2, 3, 4), "pools", "allowed: 1, 2, 3, 4")
+        need(self.max_pools in (1, 2, 3, 4), "max_pools", "allowed: 1, 2, 3, 4")
         for name in ("noise_ratio", "flip_prob", "hard_ratio", "ood_ratio"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0.0 <= v <= 1.0, name, "must be in [0, 1]")
@@ -177,4 +183,4 @@ class Config:
         return self
 
 
-__all__ = ["Config", "ConfigError", "METHODS", "SCHEDULED", "DATASETS", "LEGACY"]
+__all__ = ["Config", "ConfigError", "METHODS", "SCHEDULED", "DATASETS", "LEGACY", "RENAMED"]

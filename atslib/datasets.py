@@ -43,7 +43,7 @@ class ImageTasks:
         val = EpisodeSampler(data, "val", cfg.ways, cfg.shots, cfg.queries)
         test = EpisodeSampler(data, "test", cfg.ways, cfg.shots, cfg.queries)
         hard_test = EpisodeSampler(data, "test", cfg.ways, cfg.shots, cfg.queries, hard_ratio=1.0) if cfg.hard_ratio else None
-        model = build_model(tuple(data.x.shape[1:]), cfg.ways, cfg.width, cfg.pools,
+        model = build_model(tuple(data.x.shape[1:]), cfg.ways, cfg.width, cfg.max_pools,
                             generator=stream(cfg.seed, 0, "model-init")).to(device)
         return Setup(cfg, device, data, model, train, val, test, classes, hard_test_sampler=hard_test, dataset=self)
 

@@ -64,3 +64,21 @@ def test_reference_factors_equal_pool_factors(images, inner, one_thread):
     torch.testing.assert_close(dot, f.sim_dot.double(), rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(cos, f.sim_cos.double(), rtol=1e-5, atol=1e-6)
     assert all(prm.grad is None for prm in model.parameters())
+
+
+def test_bench_against_a_reference_tree(tmp_path):
+    """--against DIR times uniform and ats here and in DIR, alternating, and reports the ratio (this
+    tree against itself here: the same code, so both sides run and the ratio is a positive number)."""
+    out = tmp_path / "against.json"
+    r = subprocess.run([sys.executable, "-m", "atslib", "bench", "--device", "cpu", "--json", str(out),
+                        "--against", str(ROOT), "--rounds", "2", "--pool-size", "3", "--meta-batch", "2",
+                        "--queries", "2", "--width", "8", "--repeats", "1", "--warmup", "0", "--threads", "1"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=240, env=dict(os.environ, TQDM_DISABLE="1"))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())["against"]
+    for m in ("uniform", "ats"):
+        assert len(rep[m]["all"]["this"]) == len(rep[m]["all"]["reference"]) == 2
+        assert rep[m]["ratio"] == pytest.approx(rep[m]["this"] / rep[m]["reference"]) and rep[m]["ratio"] > 0
+    bad = subprocess.run([sys.executable, "-m", "atslib", "bench", "--against", "no-such-commit"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "--against 'no-such-commit'" in bad.stderr

@@ -13,7 +13,7 @@ import torch
 from helpers import tiny_config
 
 from atslib import Config, meta_train
-from atslib.config import LEGACY
+from atslib.config import LEGACY, ConfigError
 from atslib.guards import NonFiniteError
 from atslib.scheduler import AdvantageBound
 
@@ -147,3 +147,15 @@ def test_an_absurd_advantage_skips_phis_update_and_training_goes_on():
     assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
     assert m.bound.history == [1e-12] * 10 and m.baseline.count == 0
     assert sel.update and len(sel.indices) == cfg.meta_batch     # the real update still happens
+
+
+def test_saved_configs_read_under_current_names():
+    """A config saved before an option existed or was renamed reads as the run ran: legacy values for
+    the safeguards it predates, ``pools`` under its new name ``max_pools``."""
+
+    old = {k: v for k, v in Config(method="ats").to_dict().items() if k not in LEGACY and k != "max_pools"}
+    old["pools"] = 4
+    cfg = Config.from_saved(old)
+    assert cfg.max_pools == 4 and cfg.lookahead_max_norm == 0.0 and cfg.validate_start is False
+    with pytest.raises(ConfigError, match="unknown option"):
+        Config.from_dict({"pools": 4})
