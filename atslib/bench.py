@@ -73,7 +73,7 @@ def make_config(s: dict, name: str) -> Config:
 
 
 def make_setup(cfg: Config, size: int):
-    """``train.build_setup``, with QuickDraw resized (bilinear) to ``size`` px when that is not 28."""
+    """``datasets.build_setup``, with QuickDraw resized (bilinear) to ``size`` px when that is not 28."""
     setup = build_setup(cfg)
     if tuple(setup.data.x.shape[-2:]) == (size, size):
         return setup
@@ -278,7 +278,7 @@ def run_worker(name: str, s: dict, root: Path = ROOT) -> dict:
     """One worker in a fresh process, importing atslib from ``root`` (this tree, or a reference one)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     r = subprocess.run([sys.executable, "-m", "atslib.bench", "--worker", name, "--settings", json.dumps(s)],
-                       capture_output=True, text=True, env=env)
+                       capture_output=True, text=True, env=env, cwd=root)   # ``-m`` puts cwd first on sys.path
     lines = r.stdout.strip().splitlines()
     if r.returncode != 0 or not lines:
         return {"error": f"exit {r.returncode}: " + " | ".join(r.stderr.strip().splitlines()[-3:])}
@@ -338,14 +338,18 @@ def reference_tree(ref: str) -> Path:
         raise ConfigError(f"--against {ref!r}: not a commit of this repository or a directory with atslib/")
     tree = ROOT / "build" / f"bench-ref-{sha.stdout.strip()[:10]}"
     if not (tree / "atslib").is_dir():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha.stdout.strip()], cwd=ROOT,
-                       capture_output=True, check=True)
+        r = subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha.stdout.strip()], cwd=ROOT,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ConfigError(f"--against {ref!r}: git worktree add {tree} failed ({r.stderr.strip()[-200:]})")
     return tree
 
 
 def against(ref: str, s: dict, rounds: int = 3, names=("uniform", "ats")) -> dict:
     """s/iter of ``names`` here and in the reference tree, alternating the order round by round (a
     machine's load drifts), with the ratio of the medians (this / reference; <= 1.05 is the target)."""
+    if rounds < 1:
+        raise ConfigError(f"--rounds {rounds}: must be an integer >= 1")
     tree = reference_tree(ref)
     out = {"reference": str(tree), "rounds": rounds}
     for name in names:
@@ -369,7 +373,7 @@ def main(args) -> int:
     Targets missed are reported, never an error; the exit code is 1 only when a worker crashed."""
     s = settings_from(args)
     if getattr(args, "against", None):
-        rep = {"settings": s, "against": against(args.against, s, args.rounds or 3)}
+        rep = {"settings": s, "against": against(args.against, s, 3 if args.rounds is None else args.rounds)}
         for name in ("uniform", "ats"):
             a = rep["against"][name]
             print(f"{name:8s} this {a['this'] * 1e3:8.1f} ms/iter   reference {a['reference'] * 1e3:8.1f} ms/iter   "

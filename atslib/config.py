@@ -15,6 +15,9 @@ from .registry import METHODS, SCHEDULED, SPECS
 DATASETS = ("quickdraw", "molecules")
 
 
+NOISE_ON = ("support", "query", "both")     # labels a noisy task corrupts
+SHIFTS = ("rot90", "invert", "thicken")      # shifted domains of out-of-distribution tasks
+
 # Values that runs saved before an option existed actually ran with (see ``Config.from_saved``).
 LEGACY = {"lookahead_max_norm": 0.0, "adv_clip": 0.0, "adv_reject": 0.0, "reweight_update": "all",
           "validate_start": False}
@@ -118,6 +121,12 @@ class Config:
         d = {RENAMED.get(k, k): v for k, v in d.items()}
         return cls.from_dict({**{k: v for k, v in LEGACY.items() if k not in d}, **d})
 
+    @property
+    def bad_ratio(self) -> float:
+        """Expected share of bad meta-training tasks (label-noisy, or shifted on images): the records'
+        ``noisy`` columns count these (``noise_auc``, ``noisy_mass``, ``clean_share``)."""
+        return self.noise_ratio + (self.ood_ratio if self.dataset != "molecules" else 0.0)
+
     def replace(self, **kw) -> "Config":
         cfg = dataclasses.replace(self, **kw)
         cfg.validate()
@@ -140,8 +149,8 @@ class Config:
         need(self.reward in ("loss", "acc"), "reward", "allowed: loss, acc")
         need(self.on_nonfinite in ("stop", "skip"), "on_nonfinite", "allowed: stop, skip")
         need(self.reweight_update in ("top", "all"), "reweight_update", "allowed: top, all")
-        need(self.noise_on in ("support", "query", "both"), "noise_on", "allowed: support, query, both")
-        need(self.ood_shift in ("rot90", "invert", "thicken"), "ood_shift", "allowed: rot90, invert, thicken")
+        need(self.noise_on in NOISE_ON, "noise_on", f"allowed: {', '.join(NOISE_ON)}")
+        need(self.ood_shift in SHIFTS, "ood_shift", f"allowed: {', '.join(SHIFTS)}")
         for name in ("lookahead_max_norm", "adv_clip", "adv_reject"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, name, "must be >= 0 (0 = off)")
@@ -161,12 +170,13 @@ class Config:
             need(isinstance(v, (int, float)) and v > 0, name, "must be > 0")
         if self.hard_ratio or self.ood_ratio:
             total = self.noise_ratio + self.hard_ratio + self.ood_ratio
-            need(total <= 1 + 1e-9, "hard_ratio", f"noise_ratio + hard_ratio + ood_ratio = {total:g}: must be <= 1 "
-                 "(with hard or shifted tasks the three are exclusive fractions of all tasks)")
-            need(self.dataset != "molecules", "dataset", "hard and shifted tasks (--hard-ratio, --ood-ratio) are "
-                 "image regimes; allowed: quickdraw")
-            need(self.method != "gcp", "method", "gcp composes its own tasks from classes; allowed with "
-                 "--hard-ratio 0 --ood-ratio 0")
+            need(total <= 1 + 1e-9, "hard_ratio", f"with --noise-ratio {self.noise_ratio!r} and --ood-ratio "
+                 f"{self.ood_ratio!r} the three sum to {total:g}: must be <= 1 (with hard or shifted tasks they are "
+                 "exclusive fractions of all tasks)")
+            need(self.dataset != "molecules", "dataset", f"hard and shifted tasks (--hard-ratio {self.hard_ratio!r}, "
+                 f"--ood-ratio {self.ood_ratio!r}) are image regimes; allowed: quickdraw, or both ratios 0")
+            need(self.method != "gcp", "method", f"gcp composes its own tasks from classes; allowed with --hard-ratio 0 "
+                 f"--ood-ratio 0 (given {self.hard_ratio!r}, {self.ood_ratio!r})")
         need(self.noise_on == "support" or self.dataset != "molecules", "noise_on",
              "molecules corrupt support labels only; allowed: support")
         need(isinstance(self.noise_scale, (int, float)) and self.noise_scale >= 0, "noise_scale", "must be >= 0")
@@ -183,4 +193,4 @@ class Config:
         return self
 
 
-__all__ = ["Config", "ConfigError", "METHODS", "SCHEDULED", "DATASETS", "LEGACY", "RENAMED"]
+__all__ = ["Config", "ConfigError", "METHODS", "SCHEDULED", "DATASETS", "LEGACY", "RENAMED", "NOISE_ON", "SHIFTS"]

@@ -24,6 +24,7 @@ class StepContext:
         full = setup.train_sampler.sample(cfg.pool_size, stream(cfg.seed, step, "pool")).to(setup.device)
         self.pool = full.hidden()                 # what methods see: no noisy mask, kinds or clean labels
         self.truth = full.diagnostics()           # what the records score against, read after selection
+        self.composed_truth = None                # the same for tasks a method composed (gcp)
         self.pool_size = cfg.pool_size
         self.gen = stream(cfg.seed, step, f"method/{cfg.method}")
         self._cache: dict = {}
@@ -169,8 +170,11 @@ class StepContext:
 
     # -- for gcp ----------------------------------------------------------------------------
     def compose(self, classes: torch.Tensor, gen) -> object:
-        """Tasks of the given classes (T, N), built by the training sampler from ``gen`` (noise included)."""
-        return self.setup.train_sampler.from_classes(classes, gen).to(self.device)
+        """Tasks of the given classes (T, N), built by the training sampler from ``gen`` (noise included),
+        without their noisy mask (kept in ``composed_truth`` for the records)."""
+        full = self.setup.train_sampler.from_classes(classes, gen).to(self.device)
+        self.composed_truth = full.diagnostics()
+        return full.hidden()
 
     def adapted_query_probs(self, tasks) -> torch.Tensor:
         cfg = self.cfg

@@ -30,7 +30,8 @@ def check_run(run_dir) -> list[str]:
         return gaps + ([] if "missing summary.json" in gaps else [f"summary.json unreadable ({e})"])
     molecules = summary.get("dataset") == "molecules"
     need = EVERY_RUN + (MOLECULE_RUN if molecules else IMAGE_RUN)
-    if summary.get("method") in SCHEDULED and 0 < float(summary.get("noise_ratio") or 0) < 1:
+    bad = float(summary.get("noise_ratio") or 0) + (0.0 if molecules else float(summary.get("ood_ratio") or 0))
+    if summary.get("method") in SCHEDULED and 0 < bad < 1:
         need += DIAGNOSTICS
     gaps += [f"summary.json lacks {k}" for k in need if k not in summary]
     if not molecules and not (run_dir / "test_scores.csv").is_file():

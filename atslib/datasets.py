@@ -26,7 +26,7 @@ REGIME_FIELDS = ("noise_on", "hard_ratio", "ood_ratio", "ood_shift")   # reporte
 
 class ImageTasks:
     name = "quickdraw"
-    eval_keys = ("test_mean", "test_ci95", "n_test_tasks")
+    eval_keys = ("test_mean", "test_ci95", "n_test_tasks", "test_hard_mean", "test_hard_ci95")
 
     def load(self, path):
         return load_images(path)
@@ -66,10 +66,6 @@ class ImageTasks:
                                                           "loss": hloss.cpu().numpy()})
         return extra, files
 
-    def bad_ratio(self, cfg: Config) -> float:
-        """Expected share of bad (label-noisy or shifted) meta-training tasks."""
-        return cfg.noise_ratio + cfg.ood_ratio
-
     def examples_per_task(self, cfg: Config) -> int | None:
         return cfg.ways * (cfg.shots + cfg.queries)
 
@@ -99,9 +95,6 @@ class MoleculeTasks:
         """R^2 on the meta-test assays and on real-assay episodes."""
         extra, scores = molecules.molecule_results(setup)
         return extra, {"test_scores.csv": scores}
-
-    def bad_ratio(self, cfg: Config) -> float:
-        return cfg.noise_ratio
 
     def examples_per_task(self, cfg: Config) -> int | None:
         return None                               # assays differ in size

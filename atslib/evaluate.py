@@ -31,4 +31,4 @@ def evaluate_run(run_dir, data: str | None = None, n_test_tasks: int | None = No
     setup.model.load_state_dict(load_torch(run_dir / "best.pt")["model"])
     summary, _ = dataset.test(setup)
     return {"run": str(run_dir), "data": str(setup.data.path), "data_sha256": setup.data.sha256,
-            **{k: summary[k] for k in dataset.eval_keys}}
+            **{k: summary[k] for k in dataset.eval_keys if k in summary}}

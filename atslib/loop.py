@@ -193,7 +193,7 @@ class Run:
 
     def diagnostics(self) -> dict:
         """noise_auc (2nd half of training), clean_share, mean entropy - where some tasks are noisy, some clean."""
-        if not 0 < self.setup.dataset.bad_ratio(self.cfg) < 1 or not self.history:
+        if not 0 < self.cfg.bad_ratio < 1 or not self.history:
             return {}
         h = self.history_frame()
         late = h[h["step"] >= self.cfg.steps // 2]

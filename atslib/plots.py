@@ -120,7 +120,7 @@ def episode_grid(tasks, task: int = 0, class_names=None, max_query: int = 2):
             ax.set_xticks([]), ax.set_yticks([])
         if class_names is not None:
             axes[-1, w].set_xlabel(class_names[int(tasks.classes[task, w])], fontsize=8)
-    fig.suptitle(f"task {task}: {ways}-way {shots}-shot" + (" - noisy support" if bool(tasks.noisy[task]) else ""),
+    fig.suptitle(f"task {task}: {ways}-way {shots}-shot" + (" - noisy labels" if bool(tasks.noisy[task]) else ""),
                  fontsize=10)
     fig.tight_layout()
     return fig, axes

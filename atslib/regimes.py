@@ -72,7 +72,7 @@ def best_fixed(df, regime: str) -> str | None:
 
 def seed_test(df, regime: str, a: str, b: str, test: str = "random") -> dict:
     """a - b over the seeds both ran: mean, 95% t-interval, paired t-test p, seeds."""
-    ra, rb = runs(df, GRID, regime, a), runs(df, GRID, regime, b)
+    ra, rb = (runs(df, GRID, regime, m).drop_duplicates("seed") for m in (a, b))
     seeds = sorted(set(ra.seed) & set(rb.seed))
     col = _column(test)
     x = ra[ra.seed.isin(seeds)][col].astype(float).to_numpy()
@@ -171,7 +171,7 @@ def auc_table(df, method: str = "ats") -> pd.DataFrame:
 
 
 def example_pool(regime: str, data, n: int = 40, seed: int = 0, shots: int = 1, queries: int = 2):
-    """A pool of ``n`` meta-train tasks drawn as the regime's runs draw them (for display)."""
+    """``n`` meta-train tasks of the regime's distribution (for display: fewer queries than the runs')."""
     kw = REGIMES[regime]
     s = EpisodeSampler(data, "train", 5, shots, queries, kw.get("noise_ratio", 0.0), 0.8,
                        noise_on=kw.get("noise_on", "support"), hard_ratio=kw.get("hard_ratio", 0.0),
@@ -227,7 +227,7 @@ def kind_scatter(pools: pd.DataFrame, ax=None, title: str = "", vmax=None):
     ax.set_title(title, fontsize=9)
     if sc is not None:
         leg = ax.legend(fontsize=7, loc="best", markerscale=1.2)
-        for h in leg.legend_handles:
+        for h in getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])):
             h.set_color("#444444")
     return ax, sc
 

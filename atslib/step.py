@@ -88,7 +88,7 @@ def meta_step(setup: Setup, method, opt, step: int) -> tuple[dict, dict | None]:
         rec.update(train_loss=float(losses.detach().mean()), train_acc=float(scores.mean()))
     # diagnostics: the noisy mask is read here, after selection, never by a method (ctx.pool has none);
     # "noisy" in the records means bad: label-noisy or domain-shifted (TaskBatch.bad)
-    truth = sel.tasks.diagnostics() if sel.tasks is not None else ctx.truth[sel.indices.cpu().tolist()]
+    truth = ctx.composed_truth if sel.tasks is not None else ctx.truth[sel.indices.cpu().tolist()]
     noisy = truth.bad.cpu()
     wts = (sel.weights.detach().cpu() if sel.weights is not None else torch.full((len(noisy),), 1.0 / len(noisy)))
     probs = sel.probs.detach().cpu().float()

@@ -2,8 +2,13 @@
 
 A run directory holds ``config.json`` (the config plus data sha256 and versions), ``history.csv``
 (scalars per step), ``summary.json``, ``test_scores.csv`` (one row per meta-test task),
-``pool.csv.gz`` (every k-th pool: probability, noisy mask, factors, drawn), ``checkpoint.pt``
+``pool.csv.gz`` (every k-th pool: probability, factors, drawn, ``noisy`` and the task ``kind``),
+``checkpoint.pt``
 (everything needed to resume) and ``best.pt`` (the meta-parameters chosen on validation).
+In the records, ``noisy`` (and ``noisy_mass``, ``clean_share``, ``pool_noisy``, ``auc``,
+``noise_auc``) counts the *bad* tasks: label-noisy ones, and on images also shifted-domain ones
+(``--ood-ratio``); hard-but-clean tasks count as clean. ``kind`` (0 ordinary, 1 noisy, 2 hard,
+3 shifted) tells them apart.
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
 Checkpoints are read with ``torch.load(weights_only=True)``. ``runs.load_run`` reads a whole run.
 """

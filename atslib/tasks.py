@@ -37,11 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import NOISE_ON, SHIFTS
 from .data import ImageData
 
 KINDS = ("ordinary", "noisy", "hard", "shifted")      # TaskBatch.kind codes 0, 1, 2, 3
-NOISE_ON = ("support", "query", "both")
-SHIFTS = ("rot90", "invert", "thicken")
 
 
 def stream(seed: int, step: int, name: str) -> torch.Generator:
@@ -170,6 +169,13 @@ class EpisodeSampler:
     def __init__(self, data: ImageData, split: str, ways: int, shots: int, queries: int,
                  noise_ratio: float = 0.0, flip_prob: float = 0.8, classes=None, noise_on: str = "support",
                  hard_ratio: float = 0.0, ood_ratio: float = 0.0, ood_shift: str = "rot90"):
+        if noise_on not in NOISE_ON:
+            raise ValueError(f"noise_on {noise_on!r}; allowed: {', '.join(NOISE_ON)}")
+        if ood_shift not in SHIFTS:
+            raise ValueError(f"ood_shift {ood_shift!r}; allowed: {', '.join(SHIFTS)}")
+        if (hard_ratio or ood_ratio) and noise_ratio + hard_ratio + ood_ratio > 1 + 1e-9:
+            raise ValueError(f"noise_ratio {noise_ratio!r} + hard_ratio {hard_ratio!r} + ood_ratio {ood_ratio!r}: "
+                             "must sum to <= 1")
         self.data, self.ways, self.shots, self.queries = data, ways, shots, queries
         self.noise_ratio, self.flip_prob, self.noise_on = noise_ratio, flip_prob, noise_on
         self.hard_ratio, self.ood_ratio, self.ood_shift = hard_ratio, ood_ratio, ood_shift

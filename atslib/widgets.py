@@ -172,7 +172,7 @@ class TrainingDashboard:
     def redraw(self, run):
         import matplotlib.pyplot as plt
         h = run.history_frame()
-        noisy = run.cfg.noise_ratio > 0 and "noisy_mass" in h   # a panel only where it has something to show
+        noisy = run.cfg.bad_ratio > 0 and "noisy_mass" in h     # a panel only where it has something to show
         fig, axes = plt.subplots(1, 3 if noisy else 2, figsize=(11 if noisy else 8, 3))
         plots.learning_curves(h, axes=axes[:2], smooth=10)
         if noisy:

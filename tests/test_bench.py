@@ -82,3 +82,18 @@ def test_bench_against_a_reference_tree(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "atslib", "bench", "--against", "no-such-commit"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "--against 'no-such-commit'" in bad.stderr
+
+
+def test_bench_against_imports_the_reference_tree(tmp_path):
+    """The reference worker runs the reference tree's atslib, not this one: a stub tree whose worker
+    reports 1000 s/iter gives exactly that as the reference time."""
+    stub = tmp_path / "ref" / "atslib"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("")
+    (stub / "bench.py").write_text('print(\'{"seconds_per_iter": 1000.0}\')\n')
+    from atslib.bench import DEFAULTS, against
+    s = dict(DEFAULTS, pool_size=3, queries=2, width=8, repeats=1, warmup=0, threads=1, device="cpu")
+    rep = against(str(tmp_path / "ref"), s, rounds=1, names=("uniform",))
+    assert rep["uniform"]["reference"] == 1000.0 and rep["uniform"]["this"] < 1000.0
+    with pytest.raises(Exception, match="--rounds 0"):
+        against(str(tmp_path / "ref"), s, rounds=0)

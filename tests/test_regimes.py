@@ -129,7 +129,7 @@ def test_evaluation_tasks_stay_clean():
     (dict(noise_on="labels"), "--noise-on 'labels': allowed: support, query, both"),
     (dict(ood_shift="blur"), "--ood-shift 'blur'"),
     (dict(hard_ratio=1.5), "--hard-ratio 1.5: must be in [0, 1]"),
-    (dict(noise_ratio=0.6, hard_ratio=0.3, ood_ratio=0.2), "= 1.1: must be <= 1"),
+    (dict(noise_ratio=0.6, hard_ratio=0.3, ood_ratio=0.2), "--ood-ratio 0.2 the three sum to 1.1: must be <= 1"),
     (dict(method="gcp", hard_ratio=0.3), "gcp composes its own tasks"),
     (dict(dataset="molecules", ood_ratio=0.3), "image regimes"),
     (dict(dataset="molecules", noise_on="query"), "molecules corrupt support labels only"),
@@ -229,3 +229,21 @@ def test_wide_table_strings():
     w = wide_table(t).set_index("method")
     assert w.loc["ats", "hard-mix"] == "55.50 ± 1.25 (3)" and w.loc["ats", "hard-mix (hard test)"] == "42.00 (1)"
     assert w.loc["ats", "ood"] == "–" and list(w.index) == ["uniform", "ats"]
+
+
+def test_sampler_rejects_bad_options(data):
+    for kw, needle in ((dict(noise_on="Query"), "noise_on 'Query'; allowed: support, query, both"),
+                       (dict(ood_shift="blur", ood_ratio=0.1), "ood_shift 'blur'"),
+                       (dict(noise_ratio=0.6, hard_ratio=0.5), "must sum to <= 1")):
+        with pytest.raises(ValueError, match=None) as e:
+            sampler(data, **kw)
+        assert needle in str(e.value)
+
+
+def test_gcp_sees_its_composed_tasks_without_their_mask():
+    from atslib.context import StepContext
+    from atslib.datasets import build_setup
+    setup = build_setup(Config(method="gcp", shots=1, queries=QUERIES, noise_ratio=0.5, device="cpu"))
+    ctx = StepContext(setup, 0)
+    tasks = ctx.compose(setup.train_sampler.classes[:10].view(2, 5), ctx.gen)
+    assert tasks.noisy is None and tasks.kind is None and ctx.composed_truth.noisy.shape == (2,)
