@@ -1,6 +1,6 @@
 """ATS (Yao et al., NeurIPS 2021) and its ablations as task-selection methods.
 
-One ATS step (``ATS.select``), with the pool's factors computed once at theta:
+One ATS step (``ATS.step``), with the pool's factors computed once at theta:
 1. logits = g(z(loss), z(sim), progress; phi); draw B tasks without replacement at T = 1 and keep
    the exact log-probability of the draw;
 2. temporary meta-model theta~ = theta - lookahead_lr * meta-gradient on the drawn tasks;
@@ -11,7 +11,8 @@ One ATS step (``ATS.select``), with the pool's factors computed once at theta:
 4. phi <- Adam step on -(R - b) log P(draw; phi) (REINFORCE ascent). The baseline b: by default
    two draws per step scored on the same validation tasks, each the other's baseline
    (leave-one-out; ``draws_per_step``); with one draw, a moving average of past rewards;
-5. draw B tasks again with the updated phi at temperature max(T_min, decay^t) for the real update.
+5. draw B tasks again with the updated phi at temperature max(T_min, decay^t);
+6. theta's real update on them (reusing the look-aheads' per-task meta-gradients).
 
 Ablations: ``ats-random-phi`` never trains phi; ``ats-loss-only`` / ``ats-sim-only`` feed one
 factor; ``ats-reweight`` does not sample: the look-ahead uses all P tasks with weights w = softmax(g), and
@@ -33,8 +34,9 @@ from __future__ import annotations
 
 import torch
 
-from .baselines import Method, Selection
-from .guards import check_factors, check_finite
+from . import maml
+from .baselines import Method
+from .guards import check_finite
 from .scheduler import (
     AdvantageBound,
     Baseline,
@@ -43,6 +45,17 @@ from .scheduler import (
     entropy,
     reinforce_loss,
     standardize,
+)
+from .step import (
+    Outcome,
+    TaskGrads,
+    bounded,
+    factors_of,
+    lookahead,
+    params,
+    update,
+    update_from_grads,
+    val_metric,
 )
 from .tasks import stream
 
@@ -63,26 +76,42 @@ class ATS(Method):
                                 generator=stream(cfg.seed, 0, "scheduler-init"), zero_output=zero_output)
         # phi lives on the CPU whatever theta's device: a 2-layer MLP over P rows is dozens of tiny
         # kernels (and host syncs in the draw) on a GPU; its inputs, the factors, are already on the CPU
-        self.device = torch.device("cpu")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.scheduler_lr)
         self.baseline = Baseline(cfg.baseline_momentum)
         self.bound = AdvantageBound(cfg.adv_clip, cfg.adv_reject)
         self.train_phi = train_phi
 
-    # -- pieces ------------------------------------------------------------------------
+    def step(self, state, x):
+        """One iteration of the paper's Algorithm 1, top to bottom."""
+        cfg = self.cfg
+        f = self.factors(state, x)                                      # both factors of every pool task at theta
+        feats = self.inputs(f)
+        grads = TaskGrads(state.model, x.pool, cfg)                     # per-task meta-gradients, each taken once
+        info = self.train_scheduler(state, x, feats, grads) if self.train_phi and self.should_train(x) else {}
+        with torch.no_grad():                                           # the real draw, with the updated phi
+            logits = self.net(feats, x.progress)
+        T = self.temperature(x.step)
+        d = draw(logits, cfg.meta_batch, x.gen, T)
+        out = Outcome(d.indices, d.probs.cpu(), score=logits.cpu(), factors=f,
+                      info={**info, "temperature": T, "entropy": entropy(d.probs)})
+        if x.step >= cfg.warmup:                                        # theta's update (not during the warm-up)
+            out.losses, out.scores = self.update_theta(state, x, d.indices, grads)
+        return out
+
+    # -- the pieces, in the order the step uses them ------------------------------------------
+    def factors(self, state, x):
+        return factors_of(state, x)
+
     def inputs(self, f) -> torch.Tensor:
         cols = {"loss": f.loss, "sim": f.sim_cos}
         z = standardize if self.cfg.zscore_factors else (lambda v: v)
-        return torch.stack([z(cols[c]) for c in self.columns], 1).to(self.device)
+        return torch.stack([z(cols[c]) for c in self.columns], 1)
 
-    def temperature(self, step: int) -> float:
-        return max(self.cfg.temperature, self.cfg.temperature_decay ** step)
+    def should_train(self, x) -> bool:
+        return True
 
-    def factors(self, ctx):
-        return ctx.factors()
-
-    def train_scheduler(self, ctx, x) -> dict:
-        """Steps 1-4: one REINFORCE update of phi; returns scalars for the record.
+    def train_scheduler(self, state, x, feats, grads) -> dict:
+        """Draws, look-aheads, rewards and one REINFORCE update of phi; returns scalars for the record.
 
         With ``draws_per_step`` k >= 2 the scheduler draws k times, builds k look-ahead models and
         scores them on the *same* validation tasks; each draw's advantage is its reward minus the
@@ -92,20 +121,23 @@ class ATS(Method):
         which lags a reward that shrinks as theta improves: the advantage then keeps one sign for
         long stretches and REINFORCE locks in an arbitrary direction (measured: noise AUC 0.09).
         """
-        k = self.cfg.draws_per_step
-        logits = self.net(x, ctx.progress)
-        draws = [draw(logits, self.cfg.meta_batch, ctx.gen, 1.0) for _ in range(k)]
-        # with k >= 2 the paired reference R(theta) cancels in every leave-one-out advantage: skip it
-        score = ctx.val_metric if k >= 2 else ctx.reward
-        rewards = [score(ctx.lookahead(d.indices)) for d in draws]
-        check_finite(ctx.step, "reward", rewards)       # before phi moves
+        cfg, k = self.cfg, self.cfg.draws_per_step
+        logits = self.net(feats, x.progress)
+        draws = [draw(logits, cfg.meta_batch, x.gen, 1.0) for _ in range(k)]
+        val = x.reward_tasks()
+        looks = [self.lookahead(state, grads, d.indices) for d in draws]
+        rewards = [self.score(state, theta_tilde, val) for theta_tilde, _ in looks]
+        if k == 1 and cfg.reward_paired:          # R(theta~) - R(theta) on the same tasks (k >= 2: it cancels)
+            rewards = [r - self.score(state, params(state.model), val) for r in rewards]
+        check_finite(x.step, "reward", rewards)                          # before phi moves
         if k == 1:
             advs = [rewards[0] - self.baseline.value if self.baseline.count else 0.0]
         else:
             total = sum(rewards)
             advs = [r - (total - r) / (k - 1) for r in rewards]
         raw, advs = advs, self.bound(advs)
-        info = {"reward": sum(rewards) / k, "advantage_raw": raw[0], "lookahead_norm": ctx.lookahead_norm()}
+        info = {"reward": sum(rewards) / k, "advantage_raw": raw[0],
+                "lookahead_norm": float(torch.stack([n for _, n in looks]).max())}
         if advs is None:   # an absurd advantage (a look-ahead model diverged): phi learns nothing from this step
             return {**info, "phi_skipped": 1}
         self.baseline.update(rewards[0] if k == 1 else total / k)
@@ -113,21 +145,25 @@ class ATS(Method):
         loss = sum(reinforce_loss(d.log_prob, a) for d, a in zip(draws, advs)) / k
         loss.backward()
         self.opt.step()
-        return {**info, "advantage": advs[0], "baseline": self.baseline.value,
-                "log_prob": float(draws[0].log_prob.detach())}
+        return {**info, "advantage": advs[0], "baseline": self.baseline.value, "log_prob": float(draws[0].log_prob.detach())}
 
-    def select(self, ctx):
-        x = self.inputs(check_factors(ctx.step, self.factors(ctx)))
-        info = self.train_scheduler(ctx, x) if self.train_phi and self.should_train(ctx) else {}
-        with torch.no_grad():
-            logits = self.net(x, ctx.progress)
-        T = self.temperature(ctx.step)
-        d = draw(logits, self.cfg.meta_batch, ctx.gen, T)
-        info.update(temperature=T, entropy=entropy(d.probs))
-        return Selection(d.indices, d.probs.cpu(), score=logits.cpu(), update=ctx.step >= self.cfg.warmup, info=info)
+    def lookahead(self, state, grads, indices) -> tuple[dict, torch.Tensor]:
+        """(theta~ = theta - lookahead_lr * the drawn tasks' clipped mean meta-gradient, its norm before clipping)."""
+        g, norm = bounded(grads.mean(indices), self.cfg.lookahead_max_norm)
+        return lookahead(state.model, g, self.cfg.lookahead_lr), norm
 
-    def should_train(self, ctx) -> bool:
-        return True
+    def score(self, state, p, tasks) -> float:
+        return val_metric(state.model, p, tasks, self.cfg)
+
+    def temperature(self, step: int) -> float:
+        return max(self.cfg.temperature, self.cfg.temperature_decay ** step)
+
+    def update_theta(self, state, x, indices, grads):
+        """theta's update on the drawn tasks: from the look-aheads' per-task meta-gradients where
+        they took any, else in one batched pass."""
+        if grads.has_any(indices):
+            return update_from_grads(state, x, grads, indices)
+        return update(state, x, x.pool[indices])
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self):
@@ -146,38 +182,60 @@ class CheapATS(ATS):
 
     name = "ats-cheap"
 
-    def factors(self, ctx):
-        return ctx.factors(cheap=True)
+    def factors(self, state, x):
+        return factors_of(state, x, cheap=True)
 
-    def should_train(self, ctx) -> bool:
-        return ctx.step % self.cfg.cheap_every == 0
+    def should_train(self, x) -> bool:
+        return x.step % self.cfg.cheap_every == 0
 
 
 class ATSReweight(ATS):
+    """No draw: phi's weights over the whole pool enter a differentiable look-ahead."""
+
     name = "ats-reweight"
 
-    def select(self, ctx):
-        x = self.inputs(check_factors(ctx.step, ctx.factors()))
-        info = {}
-        w = torch.softmax(self.net(x, ctx.progress), 0)                    # (P,), cpu
-        val_loss = ctx.val_loss_differentiable(ctx.lookahead_weighted(w.to(ctx.device)))
-        check_finite(ctx.step, "validation loss of the weighted look-ahead", val_loss.detach())  # before phi moves
+    def step(self, state, x):
+        cfg, model = self.cfg, state.model
+        f = self.factors(state, x)
+        feats = self.inputs(f)
+        w = torch.softmax(self.net(feats, x.progress), 0)                       # (P,), cpu
+        theta_tilde, norm = self.weighted_lookahead(state, x, w.to(x.setup.device))
+        val_loss = maml.task_losses(model, theta_tilde, x.reward_tasks(), cfg.inner_steps, cfg.inner_lr, cfg.inner,
+                                    first_order=True)[0].mean()
+        check_finite(x.step, "validation loss of the weighted look-ahead", val_loss.detach())   # before phi moves
         grads = torch.autograd.grad(val_loss, list(self.net.parameters()))
-        check_finite(ctx.step, "scheduler gradient", torch.cat([g.flatten() for g in grads]).detach())
+        check_finite(x.step, "scheduler gradient", torch.cat([g.flatten() for g in grads]).detach())
         self.opt.zero_grad(set_to_none=True)
         for prm, g in zip(self.net.parameters(), grads):
             prm.grad = g
         self.opt.step()
-        info["val_loss"] = float(val_loss.detach())
         with torch.no_grad():
-            logits = self.net(x, ctx.progress)
+            logits = self.net(feats, x.progress)
             w = torch.softmax(logits, 0)
-        info["entropy"] = entropy(w)
-        info["lookahead_norm"] = ctx.lookahead_norm()
-        if self.cfg.reweight_update == "all":                            # every pool task, weighted
-            idx, wts = torch.arange(ctx.pool_size), w
+        if cfg.reweight_update == "all":                                 # every pool task, weighted
+            idx, wts = torch.arange(x.pool_size), w
         else:                                                            # B tasks, as every other method
-            idx = torch.topk(w, self.cfg.meta_batch).indices
+            idx = torch.topk(w, cfg.meta_batch).indices
             wts = w[idx] / w[idx].sum()
-        return Selection(idx, w, score=logits, weights=wts.to(ctx.device),
-                         update=ctx.step >= self.cfg.warmup, info=info)
+        wts = wts.to(x.setup.device)
+        out = Outcome(idx, w, score=logits, weights=wts, factors=f,
+                      info={"val_loss": float(val_loss.detach()), "entropy": entropy(w), "lookahead_norm": float(norm)})
+        if x.step >= cfg.warmup:
+            out.losses, out.scores = update(state, x, x.pool[idx], weights=wts)
+        return out
+
+    def weighted_lookahead(self, state, x, w: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """theta~(w) = theta - lr * grad sum_i w_i L_i, differentiable w.r.t. the weights ``w`` (P,).
+
+        The validation loss of theta~(w) is taken with a first-order inner loop (its adaptation
+        gradients are constants w.r.t. theta~): a second-order inner loop inside a graph that is
+        itself a meta-gradient would cost a third derivative. A deviation from exact hypergradients.
+        """
+        cfg, p = self.cfg, params(state.model)
+        losses, _ = maml.task_losses(state.model, p, x.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner, cfg.first_order)
+        grads, norm = bounded(torch.autograd.grad((w * losses).sum(), list(p.values()), create_graph=True),
+                              cfg.lookahead_max_norm)
+        return {k: v.detach() - cfg.lookahead_lr * g for (k, v), g in zip(p.items(), grads)}, norm
+
+
+__all__ = ["ATS", "CheapATS", "ATSReweight"]

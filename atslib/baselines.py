@@ -1,10 +1,9 @@
-"""Task-selection methods behind one protocol: ``select(ctx) -> Selection``.
+"""The baselines: task-selection methods with one protocol, ``step(state, x) -> Outcome``.
 
-``ctx`` (a ``context.StepContext``) gives the step's pool of P candidate tasks - a function of
-(seed, step) alone, identical for every method - and lazily computed, cached quantities (the ATS
-factors, the clean reward tasks of this step, look-ahead helpers). A method's own randomness comes
-from ``ctx.gen``, a generator of its own (seed, step) stream. ``ctx.pool`` carries no noisy mask,
-task kinds or clean labels (they are ``None``): no method can read them.
+A method's step selects tasks from ``x.pool`` (the step's P candidate tasks, the same for every
+method, without their noisy mask) and updates theta itself with ``step.update``; its own
+randomness comes from ``x.gen``, a generator of its own (seed, step) stream. ATS and its variants
+are in ``atslib.ats``; ``registry.SPECS`` names them all.
 
 Baselines (our reading is stated where the papers leave room):
 - ``uniform``: B pool tasks uniformly without replacement.
@@ -16,49 +15,36 @@ Baselines (our reading is stated where the papers leave room):
 - ``focal`` (Lin et al. 2017): uniform tasks, query loss replaced by the focal loss (gamma 2).
 - ``daml`` (difficulty-aware meta-learning, Li et al. 2020): uniform tasks, each task's query loss
   weighted by (1 - exp(-L_i))^2 (detached, normalised): harder tasks weigh more.
+- ``rank-sim-loss``: no network, the top B of z(sim_cos) - z(loss) (Proposition 1 of the paper).
 - ``paml`` and ``gcp``: see their classes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
+from . import maml
 from .scheduler import draw, standardize
+from .step import Outcome, factors_of, params, pool_losses, update
 
 
-@dataclass
-class Selection:
-    indices: torch.Tensor                   # (B,) pool indices used for the meta-update
-    probs: torch.Tensor                     # (P,) sampling probabilities (or weights) over the pool
-    score: torch.Tensor | None = None       # (P,) ranking score for the noise AUC (None: 0.5 by construction)
-    weights: torch.Tensor | None = None     # (B,) task weights of the outer loss (None: equal)
-    weight_fn: object = None                # callable(losses (B,)) -> weights, from detached losses
-    focal_gamma: float = 0.0
-    tasks: object = None                    # a TaskBatch replacing pool[indices] (gcp)
-    extra_tasks: object = None              # clean tasks for an extra meta-step (uniform-val)
-    update: bool = True                     # False during the scheduler's warm-up
-    info: dict = field(default_factory=dict)
+def uniform_pick(x) -> torch.Tensor:
+    return torch.randperm(x.pool_size, generator=x.gen)[: x.cfg.meta_batch]
 
 
-def uniform_pick(ctx) -> torch.Tensor:
-    return torch.randperm(ctx.pool_size, generator=ctx.gen)[: ctx.cfg.meta_batch]
+def uniform_probs(x) -> torch.Tensor:
+    return torch.full((x.pool_size,), 1.0 / x.pool_size)
 
 
 class Method:
     name = "base"
-    trains_on_val = False
 
     def __init__(self, cfg, setup, **params):
         if params:
             raise TypeError(f"{type(self).__name__} takes no parameters, got {sorted(params)}")
         self.cfg = cfg
 
-    def select(self, ctx) -> Selection:
+    def step(self, state, x) -> Outcome:
         raise NotImplementedError
-
-    def after_update(self, ctx, sel: Selection) -> None:
-        """Called after the real meta-update (gcp updates its class-pair potentials here)."""
 
     def state_dict(self) -> dict:
         return {}
@@ -70,44 +56,46 @@ class Method:
 class Uniform(Method):
     name = "uniform"
 
-    def select(self, ctx):
-        P = ctx.pool_size
-        return Selection(uniform_pick(ctx), torch.full((P,), 1.0 / P))
+    def step(self, state, x):
+        idx = uniform_pick(x)
+        losses, scores = update(state, x, x.pool[idx])
+        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
 
 
-class UniformVal(Uniform):
+class UniformVal(Method):
     name = "uniform-val"
-    trains_on_val = True
 
-    def select(self, ctx):
-        sel = super().select(ctx)
-        sel.extra_tasks = ctx.reward_tasks()
-        return sel
+    def step(self, state, x):
+        idx = uniform_pick(x)
+        losses, scores = update(state, x, x.pool[idx])
+        update(state, x, x.reward_tasks())                  # the extra step on clean meta-val tasks
+        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
 
 
 class SelfPaced(Method):
     name = "spl"
     start_fraction = 0.3
 
-    def select(self, ctx):
-        loss = ctx.losses()
-        P, B = ctx.pool_size, self.cfg.meta_batch
-        keep = max(B, int(round(P * (self.start_fraction + (1 - self.start_fraction) * ctx.progress))))
+    def step(self, state, x):
+        loss = pool_losses(state, x)
+        P, B = x.pool_size, self.cfg.meta_batch
+        keep = max(B, int(round(P * (self.start_fraction + (1 - self.start_fraction) * x.progress))))
         easy = torch.argsort(loss)[:keep]
-        pick = easy[torch.randperm(keep, generator=ctx.gen)[:B]]
+        pick = easy[torch.randperm(keep, generator=x.gen)[:B]]
         probs = torch.zeros(P)
         probs[easy] = 1.0 / keep
-        return Selection(pick, probs, score=-loss, info={"spl_keep": keep})
+        losses, scores = update(state, x, x.pool[pick])
+        return Outcome(pick, probs, score=-loss, losses=losses, scores=scores, info={"spl_keep": keep})
 
 
-class Focal(Uniform):
+class Focal(Method):
     name = "focal"
     gamma = 2.0
 
-    def select(self, ctx):
-        sel = super().select(ctx)
-        sel.focal_gamma = self.gamma
-        return sel
+    def step(self, state, x):
+        idx = uniform_pick(x)
+        losses, scores = update(state, x, x.pool[idx], focal_gamma=self.gamma)
+        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
 
 
 def daml_weights(losses: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -115,13 +103,46 @@ def daml_weights(losses: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     return w / w.sum().clamp_min(1e-12)
 
 
-class DAML(Uniform):
+class DAML(Method):
     name = "daml"
 
-    def select(self, ctx):
-        sel = super().select(ctx)
-        sel.weight_fn = daml_weights
-        return sel
+    def step(self, state, x):
+        idx = uniform_pick(x)
+        losses, scores = update(state, x, x.pool[idx], weight_fn=daml_weights)
+        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
+
+
+class RankSimLoss(Method):
+    """No network: rank the pool by z(sim_cos) - z(loss) and take the top B.
+
+    Proposition 1 of the paper: the meta-loss under a scheduler improves when probabilities are
+    positively correlated with the gradient similarity and negatively with the loss. The cosine is
+    used rather than the raw inner product because its scale does not drift with the gradient norm.
+    """
+
+    name = "rank-sim-loss"
+
+    def step(self, state, x):
+        f = factors_of(state, x)
+        score = standardize(f.sim_cos) - standardize(f.loss)
+        idx = torch.topk(score, self.cfg.meta_batch).indices
+        probs = torch.zeros(x.pool_size)
+        probs[idx] = 1.0 / self.cfg.meta_batch
+        idx = idx.to(x.setup.device)
+        losses, scores = update(state, x, x.pool[idx])
+        return Outcome(idx, probs, score=score, factors=f, losses=losses, scores=scores)
+
+
+def embeddings(model, pool) -> torch.Tensor:
+    """Mean backbone feature of each task's examples (P, d), cpu (padded tasks: a masked mean)."""
+    p = {k: v.detach() for k, v in params(model).items()}
+    with torch.no_grad():
+        f_s, f_q = maml.anil_features(model, p, pool.x_s, pool.x_q)
+    f = torch.cat([f_s, f_q], 1)                                   # (P, n, d)
+    if pool.m_s is None:
+        return f.mean(1).cpu()
+    m = torch.cat([pool.m_s, pool.m_q], 1).unsqueeze(-1)
+    return ((f * m).sum(1) / m.sum(1)).cpu()
 
 
 class PAML(Method):
@@ -141,16 +162,17 @@ class PAML(Method):
         super().__init__(cfg, setup)
         self.bank = None
 
-    def select(self, ctx):
-        emb = ctx.embeddings()                                    # (P, d) cpu
+    def step(self, state, x):
+        emb = embeddings(state.model, x.pool)                      # (P, d) cpu
         if self.bank is None or len(self.bank) == 0:
             novelty = torch.zeros(len(emb))
         else:
             novelty = torch.cdist(emb, self.bank).min(1).values
-        d = draw(self.beta * standardize(novelty), self.cfg.meta_batch, ctx.gen)
+        d = draw(self.beta * standardize(novelty), self.cfg.meta_batch, x.gen)
         chosen = emb[d.indices.cpu()]
         self.bank = chosen if self.bank is None else torch.cat([self.bank, chosen])[-self.memory:]
-        return Selection(d.indices, d.probs.cpu(), score=novelty)
+        losses, scores = update(state, x, x.pool[d.indices])
+        return Outcome(d.indices, d.probs.cpu(), score=novelty, losses=losses, scores=scores)
 
     def state_dict(self):
         return {"bank": self.bank}
@@ -193,18 +215,23 @@ class GCP(Method):
             chosen.append(torch.multinomial(w / w.sum(), 1, generator=g).item())
         return torch.tensor(chosen)
 
-    def select(self, ctx):
+    def step(self, state, x):
         B = self.cfg.meta_batch
-        local = torch.stack([self._compose(ctx.gen) for _ in range(B)])        # (B, N) local ids
-        tasks = ctx.compose(self.classes[local], ctx.gen)
-        P = ctx.pool_size
-        return Selection(torch.arange(B), torch.full((P,), 1.0 / P), tasks=tasks, info={"_local": local})
+        local = torch.stack([self._compose(x.gen) for _ in range(B)])        # (B, N) local class ids
+        tasks = x.compose(self.classes[local])
+        losses, scores = update(state, x, tasks)
+        self._learn_confusions(state, tasks, local)
+        return Outcome(torch.arange(B), uniform_probs(x), composed=True, losses=losses, scores=scores)
 
-    def after_update(self, ctx, sel):
-        probs = ctx.adapted_query_probs(sel.tasks)                  # (B, N*Q, N)
-        local = sel.info.pop("_local")
-        N = self.cfg.ways
-        y = sel.tasks.y_q.cpu()
+    def _learn_confusions(self, state, tasks, local) -> None:
+        """C's update from the adapted query predictions of the tasks just trained on."""
+        cfg, N = self.cfg, self.cfg.ways
+        p = {k: v.detach() for k, v in params(state.model).items()}
+        with torch.no_grad():
+            out = (maml.anil_outputs(state.model, p, tasks, cfg.inner_steps, cfg.inner_lr, True) if cfg.inner == "anil"
+                   else maml.maml_outputs_loop(state.model, p, tasks, cfg.inner_steps, cfg.inner_lr, True).detach())
+        probs = torch.softmax(out, -1).cpu()                                 # (B, N*Q, N)
+        y = tasks.y_q.cpu()
         for b in range(len(local)):
             conf = torch.zeros(N, N)
             conf.index_add_(0, y[b], probs[b])
@@ -221,20 +248,5 @@ class GCP(Method):
         self.C = d["C"]
 
 
-class RankSimLoss(Method):
-    """No network: rank the pool by z(sim_cos) - z(loss) and take the top B.
-
-    Proposition 1 of the paper: the meta-loss under a scheduler improves when probabilities are
-    positively correlated with the gradient similarity and negatively with the loss. The cosine is
-    used rather than the raw inner product because its scale does not drift with the gradient norm.
-    """
-
-    name = "rank-sim-loss"
-
-    def select(self, ctx):
-        f = ctx.factors()
-        score = standardize(f.sim_cos) - standardize(f.loss)
-        idx = torch.topk(score, self.cfg.meta_batch).indices
-        probs = torch.zeros(ctx.pool_size)
-        probs[idx] = 1.0 / self.cfg.meta_batch
-        return Selection(idx.to(ctx.device), probs, score=score)
+__all__ = ["Method", "Uniform", "UniformVal", "SelfPaced", "Focal", "DAML", "RankSimLoss", "PAML", "GCP", "daml_weights",
+           "uniform_pick", "uniform_probs", "embeddings"]

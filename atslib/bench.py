@@ -41,7 +41,6 @@ import torch.nn.functional as F
 from . import maml
 from .ats import ATS
 from .config import Config, ConfigError
-from .context import StepContext
 from .data import check_task_shape, load_images
 from .datasets import build_setup
 from .features import pool_factors
@@ -50,7 +49,7 @@ from .models import build_model
 from .paths import ROOT
 from .scheduler import draw
 from .setup import resolve_device
-from .step import apply_update, meta_step, outer_losses
+from .step import State, TaskGrads, bounded, lookahead, meta_step, params, step_inputs
 from .tasks import EpisodeSampler, stream
 
 DEFAULTS = dict(pool_size=10, meta_batch=2, image_size=28, ways=5, shots=1, queries=15, width=32,
@@ -135,86 +134,85 @@ def _ref_mean_loss(model, p, tasks, cfg, create_graph):
                         for t in range(len(tasks))]).mean()
 
 
-class ReferenceContext(StepContext):
-    """This step's pool and validation tasks as ours; factors, look-ahead and reward as released."""
+class ReferenceATS(ATS):
+    """ATS with factors, look-ahead and reward as released; the step as released is ``reference_step``."""
 
-    def factors(self, cheap=False):                           # no cache: recomputed on every call
+    def factors(self, state, x):                               # nothing reused: recomputed on every call
         c = self.cfg
-        loss, dot, cos = reference_factors(self.model, self.params(), self.pool, c.inner_steps, c.inner_lr, c.inner)
+        loss, dot, cos = reference_factors(state.model, params(state.model), x.pool, c.inner_steps, c.inner_lr, c.inner)
         return SimpleNamespace(loss=loss.float(), sim_dot=dot.float(), sim_cos=cos.float())
 
-    def lookahead(self, indices):
-        c, p = self.cfg, self.params()
-        g = torch.autograd.grad(_ref_mean_loss(self.model, p, self.pool[indices], c, not c.first_order), list(p.values()))
-        return {k: v.detach() - c.lookahead_lr * gk for (k, v), gk in zip(p.items(), g)}
+    def lookahead(self, state, grads, indices):
+        c, p = self.cfg, params(state.model)
+        g = torch.autograd.grad(_ref_mean_loss(state.model, p, grads.pool[indices], c, not c.first_order),
+                                list(p.values()))
+        return {k: v.detach() - c.lookahead_lr * gk for (k, v), gk in zip(p.items(), g)}, torch.zeros(())
 
-    def _val_metric(self, theta):                             # a model copy, graphs built, no torch.no_grad
-        c, tasks = self.cfg, self.reward_tasks()
+    def score(self, state, theta, tasks):                      # a model copy, graphs built, no torch.no_grad
+        c = self.cfg
         theta = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
-        res = [[m.item() for m in _ref_query(self.model, theta, tasks, t, c.inner_steps, c.inner_lr, c.inner, True)]
+        res = [[m.item() for m in _ref_query(state.model, theta, tasks, t, c.inner_steps, c.inner_lr, c.inner, True)]
                for t in range(len(tasks))]
         return -statistics.mean(r[0] for r in res) if c.reward == "loss" else statistics.mean(r[1] for r in res)
 
 
-def reference_step(setup, ats, opt, step):
-    cfg, model = setup.cfg, setup.model
-    ctx = ReferenceContext(setup, step)
-    ats.train_scheduler(ctx, ats.inputs(ctx.factors()))       # factors #1: the scheduler's training draw
-    x = ats.inputs(ctx.factors())                             # factors #2: the real draw
+def reference_step(setup, state, step):
+    cfg, ats, model = setup.cfg, state.method, state.model
+    x, _ = step_inputs(setup, step)
+    ats.train_scheduler(state, x, ats.inputs(ats.factors(state, x)), TaskGrads(model, x.pool, cfg))  # factors #1
+    feats = ats.inputs(ats.factors(state, x))                                                       # factors #2
     with torch.no_grad():
-        d = draw(ats.net(x, ctx.progress), cfg.meta_batch, ctx.gen, ats.temperature(step))
-    opt.zero_grad(set_to_none=True)
-    _ref_mean_loss(model, dict(model.named_parameters()), ctx.pool[d.indices], cfg, not cfg.first_order).backward()
-    opt.step()
+        d = draw(ats.net(feats, x.progress), cfg.meta_batch, x.gen, ats.temperature(step))
+    state.opt.zero_grad(set_to_none=True)
+    _ref_mean_loss(model, params(model), x.pool[d.indices], cfg, not cfg.first_order).backward()
+    state.opt.step()
 
 
 # -- parts of one ATS iteration and the floor ------------------------------------------------
-class TimedContext(StepContext):
-    """StepContext adding the seconds of pool sampling, factors, look-aheads and rewards to ``clock``."""
+PARTS = (("factors", "factors"), ("lookahead", "lookahead"), ("validation", "score"), ("update", "update_theta"))
 
-    def __init__(self, setup, step, clock):
-        _, clock["pool"] = timed(setup.device, super().__init__, setup, step)
-        for part, name in (("factors", "factors"), ("lookahead", "lookahead"), ("validation", "reward"),
-                           ("validation", "val_metric")):
-            setattr(self, name, self._timer(clock, part, getattr(self, name)))
 
-    def _timer(self, clock, part, fn):
+def ats_parts(setup, state, step) -> dict:
+    """Seconds of one ATS step by part: the pool, the factors, the look-aheads, the validation passes,
+    theta's update and the scheduler (the rest), timing ATS's own pieces while its step runs."""
+    clock, ats, dev = defaultdict(float), state.method, setup.device
+    (x, _), clock["pool"] = timed(dev, step_inputs, setup, step)
+
+    def timer(part, fn):
         def wrapped(*a):
-            out, dt = timed(self.device, fn, *a)
+            out, dt = timed(dev, fn, *a)
             clock[part] += dt
             return out
         return wrapped
-
-
-def _update(setup, opt, ctx, sel):
-    """The real meta-update of ``step.meta_step`` (reusing the look-aheads' per-task meta-gradients)."""
-    losses, _, shared = outer_losses(setup, ctx, sel, ctx.pool[sel.indices])
-    apply_update(setup, opt, ctx, sel, losses, shared)
-
-
-def ats_parts(setup, method, opt, step) -> dict:
-    clock = defaultdict(float)
-    ctx = TimedContext(setup, step, clock)
-    sel, t_select = timed(setup.device, method.select, ctx)
-    clock["scheduler"] = t_select - clock["factors"] - clock["lookahead"] - clock["validation"]
-    _, clock["update"] = timed(setup.device, _update, setup, opt, ctx, sel)
+    for part, name in PARTS:
+        setattr(ats, name, timer(part, getattr(ats, name)))
+    try:
+        _, total = timed(dev, ats.step, state, x)
+    finally:
+        for _, name in PARTS:
+            delattr(ats, name)                                  # back to the class's own methods
+    clock["scheduler"] = total - sum(clock[p] for p in ("factors", "lookahead", "validation", "update"))
     return dict(clock)
 
 
-def floor_parts(setup, uniform, opt, step) -> dict:
+def floor_parts(setup, uniform_state, step) -> dict:
     cfg, model, dev = setup.cfg, setup.model, setup.device
-    out = {"uniform_step": timed(dev, meta_step, setup, uniform, opt, step)[1]}
-    ctx = StepContext(setup, step)
-    pool, val, p = ctx.pool, ctx.reward_tasks(), dict(model.named_parameters())
+    out = {"uniform_step": timed(dev, meta_step, setup, uniform_state, step)[1]}
+    x, _ = step_inputs(setup, step)
+    pool, val, p = x.pool, x.reward_tasks(), params(model)
 
     def pool_fb(per_task):                # every support and query image of the pool, forward + backward
         xy = [(torch.cat([pool.x_s[t], pool.x_q[t]]), torch.cat([pool.y_s[t], pool.y_q[t]])) for t in range(len(pool))]
-        for x, y in (xy if per_task else [[torch.cat(v) for v in zip(*xy)]]):
-            torch.autograd.grad(F.cross_entropy(model.head(p, model.features(p, x)), y), list(p.values()))
+        for xb, yb in (xy if per_task else [[torch.cat(v) for v in zip(*xy)]]):
+            torch.autograd.grad(F.cross_entropy(model.head(p, model.features(p, xb)), yb), list(p.values()))
+
+    def one_lookahead():
+        g, _ = bounded(TaskGrads(model, pool, cfg).mean(torch.arange(cfg.meta_batch, device=dev)), cfg.lookahead_max_norm)
+        return lookahead(model, g, cfg.lookahead_lr)
 
     out["pool_fb_one_batch"], out["pool_fb_per_task"] = (timed(dev, pool_fb, b)[1] for b in (False, True))
     out["pool_forward_backward"] = min(out["pool_fb_one_batch"], out["pool_fb_per_task"])
-    out["lookahead"] = timed(dev, ctx.lookahead, torch.arange(cfg.meta_batch, device=dev))[1]
+    out["lookahead"] = timed(dev, one_lookahead)[1]
     out["validation"] = timed(dev, maml.evaluate, model, p, val, cfg.inner_steps, cfg.inner_lr, cfg.inner)[1]
     return out
 
@@ -236,24 +234,24 @@ def worker(name: str, s: dict) -> dict:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if name.startswith("factors-"):
-        ctx = StepContext(setup, 0)
-        path = name.split("-", 1)[1]
-        step = lambda i: pool_factors(model, ctx.params(), ctx.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner, path)
+        pool, path = step_inputs(setup, 0)[0].pool, name.split("-", 1)[1]
+        step = lambda i: pool_factors(model, params(model), pool, cfg.inner_steps, cfg.inner_lr, cfg.inner, path)
     elif name == "ats-reference":
-        ats = ATS(cfg, setup)
-        step = lambda i: reference_step(setup, ats, opt, i)
+        state = State(model, opt, ReferenceATS(cfg, setup))
+        step = lambda i: reference_step(setup, state, i)
     else:
-        method = make_method(cfg, setup)
-        step = lambda i: meta_step(setup, method, opt, i)
+        state = State(model, opt, make_method(cfg, setup))
+        step = lambda i: meta_step(setup, state, i)
     block = cfg.cheap_every if name == "ats-cheap" else 1
     times = [sum(timed(dev, step, r * block + j)[1] for j in range(block)) / block
              for r in range(s["warmup"] + s["repeats"])][s["warmup"]:]
     out = {"seconds_per_iter": statistics.median(times), "peak_mb": _mem_mb(dev), "setup_mb": setup_mb,
            "times": times}
     if name == "ats":
-        uniform, first = make_method(cfg.replace(method="uniform"), setup), s["warmup"] + s["repeats"]
-        parts = [ats_parts(setup, method, opt, first + r) for r in range(s["repeats"])]
-        floors = [floor_parts(setup, uniform, opt, first + r) for r in range(s["repeats"])]
+        uniform = State(model, opt, make_method(cfg.replace(method="uniform"), setup))
+        first = s["warmup"] + s["repeats"]
+        parts = [ats_parts(setup, state, first + r) for r in range(s["repeats"])]
+        floors = [floor_parts(setup, uniform, first + r) for r in range(s["repeats"])]
         out.update(parts=_medians(parts), floor=_medians(floors, FLOOR))
     return out
 

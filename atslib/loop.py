@@ -22,7 +22,7 @@ from .config import Config
 from .datasets import build_setup
 from .methods import make_method
 from .setup import copy_params, evaluate_params, init_from, val_tasks
-from .step import meta_step
+from .step import State, meta_step
 from .store import (
     FORMAT_VERSION,
     RunError,
@@ -73,6 +73,7 @@ class Run:
         self.model = self.setup.model
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.outer_lr)
         self.method = make_method(cfg, self.setup)
+        self.state = State(self.model, self.opt, self.method)       # theta, its Adam, the method and its own state
         self.step, self.history, self.pools = 0, [], []
         self.best_val, self.best_step, self.best_state = -math.inf, -1, copy_params(self.model)
         self.wall = 0.0
@@ -145,7 +146,7 @@ class Run:
         stopped = False
         while self.step < cfg.steps and not stopped:
             t0 = time.perf_counter()
-            rec, pool_rec = meta_step(self.setup, self.method, self.opt, self.step)
+            rec, pool_rec = meta_step(self.setup, self.state, self.step)
             self.step += 1
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 rec["val_acc"] = self.validate()

@@ -27,50 +27,49 @@ def test_every_method_runs(method, tmp_path):
 
 def test_ats_reweight_updates_on_top_b_by_default_and_on_the_pool_as_an_option(tmp_path):
     from atslib.ats import ATSReweight
-    from atslib.context import StepContext
     from atslib.datasets import build_setup
+    from atslib.step import State, step_inputs
     for mode, n in (("top", 2), ("all", 4)):
         cfg = tiny_config(method="ats-reweight", noise_ratio=0.5, reweight_update=mode)
         setup = build_setup(cfg)
-        sel = ATSReweight(cfg, setup).select(StepContext(setup, 0))
-        assert len(sel.indices) == n and len(sel.weights) == n
-        assert torch.isclose(sel.weights.sum(), torch.tensor(1.0))
+        m = ATSReweight(cfg, setup)
+        out = m.step(State(setup.model, torch.optim.Adam(setup.model.parameters()), m), step_inputs(setup, 0)[0])
+        assert len(out.indices) == n and len(out.weights) == n and len(out.losses) == n
+        assert torch.isclose(out.weights.sum(), torch.tensor(1.0))
         if mode == "top":   # the B largest weights, renormalised
-            assert set(sel.indices.tolist()) == set(torch.topk(sel.probs, 2).indices.tolist())
-            assert torch.allclose(sel.weights, sel.probs[sel.indices] / sel.probs[sel.indices].sum())
+            assert set(out.indices.tolist()) == set(torch.topk(out.probs, 2).indices.tolist())
+            assert torch.allclose(out.weights, out.probs[out.indices] / out.probs[out.indices].sum())
 
 
 def test_same_pool_stream_for_every_method():
-    from atslib.context import StepContext
     from atslib.datasets import build_setup
-    a = StepContext(build_setup(tiny_config(method="uniform", noise_ratio=0.5)), 3)
-    b = StepContext(build_setup(tiny_config(method="ats", noise_ratio=0.5)), 3)
+    from atslib.step import step_inputs
+    (a, ta), (b, tb) = (step_inputs(build_setup(tiny_config(method=m, noise_ratio=0.5)), 3) for m in ("uniform", "ats"))
     assert (a.pool.x_s == b.pool.x_s).all() and (a.pool.y_s == b.pool.y_s).all()
-    assert (a.truth.noisy == b.truth.noisy).all()
+    assert (ta.noisy == tb.noisy).all()
 
 
 def test_no_method_can_read_the_noisy_mask(tmp_path):
     """Methods see a pool without the noisy mask, the task kinds and the clean labels; a method
     that reached for them would fail (every method runs in test_every_method_runs / the golden
     records), and the records still score against the truth."""
-    from atslib.baselines import Selection, Uniform
-    from atslib.context import StepContext
+    from atslib.baselines import Uniform
     from atslib.datasets import build_setup
-    from atslib.step import meta_step
+    from atslib.step import State, meta_step, step_inputs, update
     setup = build_setup(tiny_config(method="uniform", noise_ratio=0.5))
-    ctx = StepContext(setup, 0)
-    assert ctx.pool.noisy is None and ctx.pool.kind is None and ctx.pool.y_s_clean is None
-    assert ctx.truth.noisy is not None and ctx.truth.x_s is None          # the truth carries no images
+    x, truth = step_inputs(setup, 0)
+    assert x.pool.noisy is None and x.pool.kind is None and x.pool.y_s_clean is None
+    assert truth.noisy is not None and truth.x_s is None          # the truth carries no images
 
     class Peeking(Uniform):
-        def select(self, ctx):
-            clean = (~ctx.pool.noisy).nonzero().flatten()
-            return Selection(clean[:2], torch.full((ctx.pool_size,), 0.1))
+        def step(self, state, x):
+            clean = (~x.pool.noisy).nonzero().flatten()
+            return update(state, x, x.pool[clean[:2]])
 
     opt = torch.optim.Adam(setup.model.parameters())
     with pytest.raises(TypeError):
-        meta_step(setup, Peeking(setup.cfg, setup), opt, 0)
-    rec, _ = meta_step(setup, Uniform(setup.cfg, setup), opt, 0)
+        meta_step(setup, State(setup.model, opt, Peeking(setup.cfg, setup)), 0)
+    rec, _ = meta_step(setup, State(setup.model, opt, Uniform(setup.cfg, setup)), 0)
     assert 0 <= rec["pool_noisy"] <= 1 and "noisy_mass" in rec
 
 
@@ -96,17 +95,18 @@ def test_shared_per_task_meta_gradients_equal_the_batched_meta_gradient():
     from helpers import tiny_config
 
     from atslib import maml
-    from atslib.context import StepContext
     from atslib.datasets import build_setup
+    from atslib.step import TaskGrads, step_inputs
     cfg = tiny_config(method="ats", noise_ratio=0.5)
     setup = build_setup(cfg)
-    ctx = StepContext(setup, 0)
+    pool = step_inputs(setup, 0)[0].pool
+    grads = TaskGrads(setup.model, pool, cfg)
     idx = torch.tensor([0, 2, 3])
-    assert not ctx.has_task_grads(idx)
-    shared = ctx.mean_task_grad(idx)
-    assert ctx.has_task_grads(torch.tensor([2])) and not ctx.has_task_grads(torch.tensor([1]))
+    assert not grads.has_any(idx)
+    shared = grads.mean(idx)
+    assert grads.has_any(torch.tensor([2])) and not grads.has_any(torch.tensor([1]))
     p = dict(setup.model.named_parameters())
-    losses, _ = maml.task_losses(setup.model, p, ctx.pool[idx], cfg.inner_steps, cfg.inner_lr, cfg.inner,
+    losses, _ = maml.task_losses(setup.model, p, pool[idx], cfg.inner_steps, cfg.inner_lr, cfg.inner,
                                  cfg.first_order)
     batched = torch.autograd.grad(losses.mean(), list(p.values()))
     for a, b in zip(shared, batched):

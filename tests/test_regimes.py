@@ -241,9 +241,9 @@ def test_sampler_rejects_bad_options(data):
 
 
 def test_gcp_sees_its_composed_tasks_without_their_mask():
-    from atslib.context import StepContext
     from atslib.datasets import build_setup
+    from atslib.step import step_inputs
     setup = build_setup(Config(method="gcp", shots=1, queries=QUERIES, noise_ratio=0.5, device="cpu"))
-    ctx = StepContext(setup, 0)
-    tasks = ctx.compose(setup.train_sampler.classes[:10].view(2, 5), ctx.gen)
-    assert tasks.noisy is None and tasks.kind is None and ctx.composed_truth.noisy.shape == (2,)
+    x, _ = step_inputs(setup, 0)
+    tasks = x.compose(setup.train_sampler.classes[:10].view(2, 5))
+    assert tasks.noisy is None and tasks.kind is None and x.composed_truth.noisy.shape == (2,)

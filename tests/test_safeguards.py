@@ -61,33 +61,35 @@ def test_advantage_bound_winsorises_on_a_running_scale_and_rejects_absurd_values
 
 
 def test_lookahead_gradient_is_clipped_to_its_max_norm():
-    from atslib.context import StepContext
-    from atslib.datasets import build_setup
-    cfg = tiny_config(method="ats", lookahead_max_norm=0.5)
-    ctx = StepContext(build_setup(cfg), 0)
+    from atslib.step import bounded
     g = [torch.full((3,), 4.0), torch.full((2, 2), 3.0)]
-    clipped = ctx.bounded(g)
+    clipped, norm = bounded(g, 0.5)
     assert float(torch.sqrt(sum((c ** 2).sum() for c in clipped))) == pytest.approx(0.5, rel=1e-5)
     assert torch.allclose(clipped[0] / clipped[0].norm(), g[0] / g[0].norm())   # direction kept
-    assert ctx.lookahead_norm() == pytest.approx(math.sqrt(3 * 16 + 4 * 9))
+    assert float(norm) == pytest.approx(math.sqrt(3 * 16 + 4 * 9))
     small = [torch.full((3,), 0.01)]
-    assert torch.equal(ctx.bounded(small)[0], small[0])                        # below the bound: untouched
+    assert torch.equal(bounded(small, 0.5)[0][0], small[0])                    # below the bound: untouched
+    assert bounded(g, 0.0)[0] is g                                             # 0: unbounded
 
 
 @pytest.mark.parametrize("method", ["ats", "ats-reweight"])
 def test_a_nonfinite_factor_stops_before_phi_moves(method, monkeypatch):
-    from atslib.context import StepContext
+    from atslib import step as S
     from atslib.datasets import build_setup
     from atslib.methods import make_method
     cfg = tiny_config(method=method, noise_ratio=0.5, zscore_factors=False, on_nonfinite="skip")
     setup = build_setup(cfg)
     m = make_method(cfg, setup)
     before = [p.detach().clone() for p in m.net.parameters()]
-    ctx = StepContext(setup, 0)
-    f = ctx.factors()
-    f.loss[1] = float("inf")
+    real = S.pool_factors
+
+    def poisoned(*a, **k):
+        f = real(*a, **k)
+        f.loss[1] = float("inf")
+        return f
+    monkeypatch.setattr(S, "pool_factors", poisoned)
     with pytest.raises(NonFiniteError, match="factor loss"):
-        m.select(ctx)
+        m.step(S.State(setup.model, torch.optim.Adam(setup.model.parameters()), m), S.step_inputs(setup, 0)[0])
     assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
     assert all(torch.isfinite(p).all() for p in m.net.parameters())
 
@@ -134,19 +136,21 @@ def test_scheduler_warmup_trains_phi_while_theta_stays():
 def test_an_absurd_advantage_skips_phis_update_and_training_goes_on():
     """A finite advantage far beyond the running scale (a look-ahead model whose validation loss
     exploded): phi learns nothing from that step, theta's update and the run go on."""
-    from atslib.context import StepContext
     from atslib.datasets import build_setup
     from atslib.methods import make_method
+    from atslib.step import State, step_inputs
     cfg = tiny_config(method="ats", noise_ratio=0.5, adv_reject=10.0)
     setup = build_setup(cfg)
     m = make_method(cfg, setup)
     m.bound.history = [1e-12] * 10                  # a tiny running scale: every advantage is absurd
     before = [p.detach().clone() for p in m.net.parameters()]
-    sel = m.select(StepContext(setup, 0))
-    assert sel.info["phi_skipped"] == 1 and "advantage" not in sel.info and math.isfinite(sel.info["reward"])
+    theta = [p.detach().clone() for p in setup.model.parameters()]
+    out = m.step(State(setup.model, torch.optim.Adam(setup.model.parameters()), m), step_inputs(setup, 0)[0])
+    assert out.info["phi_skipped"] == 1 and "advantage" not in out.info and math.isfinite(out.info["reward"])
     assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
     assert m.bound.history == [1e-12] * 10 and m.baseline.count == 0
-    assert sel.update and len(sel.indices) == cfg.meta_batch     # the real update still happens
+    assert out.losses is not None and len(out.indices) == cfg.meta_batch      # the real update still happens
+    assert any(not torch.equal(a, b) for a, b in zip(theta, setup.model.parameters()))
 
 
 def test_saved_configs_read_under_current_names():
