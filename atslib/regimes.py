@@ -102,6 +102,23 @@ def _cell(x) -> str:
     return f"{x['mean']:.2f}{ci} ({int(x['seeds'])})"
 
 
+def differences(df, base: str = "uniform") -> pd.DataFrame:
+    """Regime x test set x method: method - ``base`` over the seeds both ran (points), mean, 95%
+    t-interval and paired t-test p over seeds. Pairs share the start and the pool stream, so this
+    removes the spread between starting models that the per-method intervals carry."""
+    rows = []
+    for regime in REGIMES:
+        for test in test_sets(regime):
+            for m in METHODS:
+                if m == base or runs(df, GRID, regime, m).empty:
+                    continue
+                t = seed_test(df, regime, m, base, test)
+                if t["n"]:
+                    rows.append({"regime": regime, "test": test, "method": m, "seeds": t["n"], "diff": t["diff"] * 100,
+                                 "ci95": t["ci95"] * 100, "p": t["p"]})
+    return pd.DataFrame(rows, columns=["regime", "test", "method", "seeds", "diff", "ci95", "p"])
+
+
 def wide_table(table: pd.DataFrame) -> pd.DataFrame:
     """``results_table`` as method x (regime, test set) of "mean ± CI (n)" strings."""
     cols = {}
@@ -208,7 +225,7 @@ def kinds_figure(tasks, class_names=None, title: str = ""):
     return fig
 
 
-def kind_scatter(pools: pd.DataFrame, ax=None, title: str = "", vmax=None):
+def kind_scatter(pools: pd.DataFrame, ax=None, title: str = "", vmax=None, ylabel: bool = True):
     """Loss vs gradient similarity of pool tasks (late half of training), coloured by the scheduler's
     probability, one marker per kind (o ordinary, x noisy, ^ hard-clean, s shifted)."""
     import matplotlib.pyplot as plt
@@ -223,7 +240,8 @@ def kind_scatter(pools: pd.DataFrame, ax=None, title: str = "", vmax=None):
             sc = ax.scatter(d["loss"], d["sim_cos"], c=d["prob"], cmap="viridis", vmin=0, vmax=vmax, s=14,
                             marker=KIND_STYLE[name][0], alpha=0.7, linewidths=0.8, label=name)
     ax.set_xlabel("query loss after adaptation")
-    ax.set_ylabel("gradient similarity (cos)")
+    if ylabel:
+        ax.set_ylabel("gradient similarity (cos)")
     ax.set_title(title, fontsize=9)
     if sc is not None:
         leg = ax.legend(fontsize=7, loc="best", markerscale=1.2)
@@ -232,28 +250,30 @@ def kind_scatter(pools: pd.DataFrame, ax=None, title: str = "", vmax=None):
     return ax, sc
 
 
-def results_figure(table: pd.DataFrame, footnote: str = ""):
-    """Test accuracy (mean and 95% CI over seeds) per method, one panel per regime and test set."""
+def results_figure(diffs: pd.DataFrame, footnote: str = "", base: str = "uniform"):
+    """Each method minus ``base`` (points; mean and 95% CI over seeds, paired by seed), one panel per
+    regime and test set; ATS and its reweighting variant in red."""
     import matplotlib.pyplot as plt
-    panels = [(r, t) for r in REGIMES for t in test_sets(r) if ((table.regime == r) & (table.test == t)).any()]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.0 * max(len(panels), 1), 3.2), squeeze=False)
+    panels = [(r, t) for r in REGIMES for t in test_sets(r) if ((diffs.regime == r) & (diffs.test == t)).any()]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.4 * max(len(panels), 1), 3.2), squeeze=False)
     for ax, (r, t) in zip(axes[0], panels):
-        d = table[(table.regime == r) & (table.test == t)].set_index("method").reindex(
-            [m for m in METHODS if m in set(table.method)]).dropna(subset=["mean"])
+        d = diffs[(diffs.regime == r) & (diffs.test == t)].set_index("method").reindex(
+            [m for m in METHODS if m in set(diffs.method)]).dropna(subset=["diff"])
         y = np.arange(len(d))
         colours = ["#c44e52" if m.startswith("ats") else "#4c72b0" for m in d.index]
-        ax.errorbar(d["mean"], y, xerr=d["ci95"].fillna(0), fmt="none", ecolor="#888888", capsize=3)
-        ax.scatter(d["mean"], y, c=colours, zorder=3)
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+        ax.errorbar(d["diff"], y, xerr=d["ci95"].fillna(0), fmt="none", ecolor="#888888", capsize=3)
+        ax.scatter(d["diff"], y, c=colours, zorder=3)
         ax.set_yticks(y, [f"{m} (n={int(n)})" for m, n in zip(d.index, d["seeds"])], fontsize=7)
         ax.invert_yaxis()
         ax.set_title(f"{r}" + (" - hard test tasks" if t == "hard" else ""), fontsize=9)
-        ax.set_xlabel("test accuracy (%)", fontsize=8)
+        ax.set_xlabel(f"test accuracy - {base} (points)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("regimes: test accuracy, mean and 95% CI over seeds" + (f"\n{footnote}" if footnote else ""),
-                 fontsize=9)
+    fig.suptitle(f"regimes: each method minus {base}, paired by seed (mean, 95% CI over seeds)"
+                 + (f"\n{footnote}" if footnote else ""), fontsize=9)
     fig.tight_layout()
     return fig
 
 
-__all__ = ["REGIMES", "DESCRIPTION", "METHODS", "FIXED", "load", "results_table", "wide_table", "verdicts", "auc_row", "auc_table",
+__all__ = ["REGIMES", "DESCRIPTION", "METHODS", "FIXED", "load", "results_table", "differences", "wide_table", "verdicts", "auc_row", "auc_table",
            "best_fixed", "seed_test", "example_pool", "kinds_figure", "kind_scatter", "results_figure", "test_sets"]

@@ -209,6 +209,10 @@ def test_verdicts_follow_seed_level_test(tmp_path):
     assert ("hard-mix", "hard", "ats") in v.index
     t = RG.results_table(df)
     assert set(t.test) == {"random", "hard"} and (t.seeds == 5).all()
+    d = RG.differences(df).set_index(["regime", "test", "method"])
+    assert "uniform" not in d.index.get_level_values("method")
+    assert d.loc[("ood", "random", "ats"), "diff"] == pytest.approx(5.0, abs=0.5)
+    assert d.loc[("ood", "random", "ats"), "p"] < 0.01 and (d["seeds"] == 5).all()
 
 
 def test_page_switcher_switches_prerendered_pages():
