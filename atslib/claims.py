@@ -228,6 +228,7 @@ REPORT_SECTIONS = (
     ("Statistical power (points detectable at level 0.01, power 0.8)", "05_power"),
     ("Verdicts: over seeds, over tasks, and as published on 2026-11-27", "05_verdicts"),
     ("Beyond the paper's noise: regimes (test accuracy %, mean ± 95% CI over seeds)", "08_regimes_table"),
+    ("Regimes: each method minus uniform, paired over seeds (points)", "08_regimes_differences"),
     ("Regimes: ATS against the best fixed heuristic, over seeds (points)", "08_regimes_verdicts"),
     ("Regimes: AUC of each factor against the bad-task flag", "08_regimes_auc"),
 )
