@@ -5,7 +5,7 @@
 #  2. the molecules grid (eta 4 first: notebook 06 reads it) and the drug ablation cells, rerun
 #     with the numeric safeguards (fast: about 45 minutes on 2 cores);
 #  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml);
-#  4. (before 3) ats-reweight at equal batch on images;
+#  4. (before 3) ats-reweight at equal batch on images; after 3, seeds 3-4 of the regimes grid;
 #  5. the rest of the decisive study: 1-shot controls, 5-shot, the 3000-step 1-shot cell, ATS with
 #     the authors' warm-up, then
 #     seeds 5-9 of the headline methods (1-shot, 5-shot).
@@ -22,6 +22,7 @@ sweep molecules "$@"
 sweep ablations --only drug-eta4 drug-eta4-reweight-all "$@"
 sweep ablations --only 1shot-reweight-top 5shot-reweight-top "$@"
 sweep decisive --only 1shot uniform ats rank-sim-loss spl --seeds 0 1 2 3 4 "$@"
+sweep regimes "$@"                               # seeds 3-4 of the regimes grid (0-2 are done)
 sweep decisive --only 1shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 5shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 1shot-3000 "$@"
