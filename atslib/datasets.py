@@ -50,20 +50,20 @@ class ImageTasks:
     def test(self, setup: Setup) -> tuple[dict, dict]:
         """(summary entries, {file name: per-task frame}) for the model's current parameters."""
         cfg = setup.cfg
-        loss, acc = evaluate_params(setup, test_tasks(setup))
-        acc = acc.cpu().numpy()
-        mean, ci = mean_ci95(acc)
+
+        def scored(hard: bool) -> tuple[float, float, pd.DataFrame]:
+            loss, acc = evaluate_params(setup, test_tasks(setup, hard=hard))
+            acc = acc.cpu().numpy()
+            return (*mean_ci95(acc), pd.DataFrame({"task": np.arange(len(acc)), "acc": acc, "loss": loss.cpu().numpy()}))
+
+        mean, ci, frame = scored(hard=False)
         extra = {"ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,
                  "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(setup.train_classes),
-                 "test_mean": mean, "test_ci95": ci, "n_test_tasks": int(len(acc))}
-        files = {"test_scores.csv": pd.DataFrame({"task": np.arange(len(acc)), "acc": acc, "loss": loss.cpu().numpy()})}
+                 "test_mean": mean, "test_ci95": ci, "n_test_tasks": len(frame)}
+        files = {"test_scores.csv": frame}
         extra.update({k: getattr(cfg, k) for k in REGIME_FIELDS if getattr(cfg, k) != getattr(Config, k)})
         if cfg.hard_ratio:                        # the hard meta-test distribution
-            hloss, hacc = evaluate_params(setup, test_tasks(setup, hard=True))
-            hacc = hacc.cpu().numpy()
-            extra["test_hard_mean"], extra["test_hard_ci95"] = mean_ci95(hacc)
-            files["test_scores_hard.csv"] = pd.DataFrame({"task": np.arange(len(hacc)), "acc": hacc,
-                                                          "loss": hloss.cpu().numpy()})
+            extra["test_hard_mean"], extra["test_hard_ci95"], files["test_scores_hard.csv"] = scored(hard=True)
         return extra, files
 
     def examples_per_task(self, cfg: Config) -> int | None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import auc, seed_paired_t, t_ci95
-from .reproduction import LEVEL, load_results, pool_records, runs
+from .reproduction import LEVEL, load_results, pool_records, runs, seed_differences
 from .tasks import KINDS, EpisodeSampler, stream
 
 GRID = "regimes"
@@ -72,15 +72,11 @@ def best_fixed(df, regime: str) -> str | None:
 
 def seed_test(df, regime: str, a: str, b: str, test: str = "random") -> dict:
     """a - b over the seeds both ran: mean, 95% t-interval, paired t-test p, seeds."""
-    ra, rb = (runs(df, GRID, regime, m).drop_duplicates("seed") for m in (a, b))
-    seeds = sorted(set(ra.seed) & set(rb.seed))
-    col = _column(test)
-    x = ra[ra.seed.isin(seeds)][col].astype(float).to_numpy()
-    y = rb[rb.seed.isin(seeds)][col].astype(float).to_numpy()
-    if len(seeds) < 2:
-        return {"diff": float(np.mean(x - y)) if seeds else np.nan, "ci95": np.nan, "p": np.nan, "n": len(seeds)}
-    diff, p = seed_paired_t(x, y)
-    return {"diff": diff, "ci95": t_ci95(x - y), "p": p, "n": len(seeds)}
+    d = seed_differences(df, GRID, regime, a, b, _column(test))
+    if d.size < 2:
+        return {"diff": float(d.mean()) if d.size else np.nan, "ci95": np.nan, "p": np.nan, "n": d.size}
+    diff, p = seed_paired_t(d, np.zeros_like(d))
+    return {"diff": diff, "ci95": t_ci95(d), "p": p, "n": d.size}
 
 
 def results_table(df) -> pd.DataFrame:

@@ -151,15 +151,15 @@ def bns(df, grid, cell, candidates=NON_ADAPTIVE) -> str | None:
 
 
 def _common(df, grid, cell, a, b):
-    ra, rb = runs(df, grid, cell, a), runs(df, grid, cell, b)
+    ra, rb = (runs(df, grid, cell, m).drop_duplicates("seed") for m in (a, b))
     seeds = sorted(set(ra.seed) & set(rb.seed))
     return ra[ra.seed.isin(seeds)].sort_values("seed"), rb[rb.seed.isin(seeds)].sort_values("seed"), seeds
 
 
-def seed_differences(df, grid, cell, a, b) -> np.ndarray:
-    """a's test mean minus b's, one value per seed both ran (in seed order)."""
+def seed_differences(df, grid, cell, a, b, column: str = "test_mean") -> np.ndarray:
+    """a's test mean (or another per-run ``column``) minus b's, one value per seed both ran (in seed order)."""
     ra, rb, _ = _common(df, grid, cell, a, b)
-    return ra["test_mean"].astype(float).to_numpy() - rb["test_mean"].astype(float).to_numpy()
+    return ra[column].astype(float).to_numpy() - rb[column].astype(float).to_numpy()
 
 
 def paired(df, grid, cell, a, b) -> tuple[float, float, int]:

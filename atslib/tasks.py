@@ -123,26 +123,7 @@ def shift_images(x: torch.Tensor, shift: str) -> torch.Tensor:
     raise ValueError(f"shift {shift!r}; allowed: {', '.join(SHIFTS)}")
 
 
-_CONFUSION: dict = {}
-
-
-def _confusion(data: ImageData, classes: tuple) -> torch.Tensor:
-    key = (data.sha256, classes)
-    if key not in _CONFUSION:
-        _CONFUSION[key] = _pairwise_ncm_error(data, classes)
-    return _CONFUSION[key]
-
-
-def _pairwise_ncm_error(data: ImageData, classes: tuple) -> torch.Tensor:
-    x = torch.nn.functional.normalize(data.x.flatten(1).float(), dim=1)
-    rows = data.rows_by_class()
-    means = torch.stack([x[rows[c]].mean(0) for c in classes])                      # (n, D)
-    n = len(classes)
-    conf = torch.zeros(n, n, dtype=torch.float64)
-    for i, c in enumerate(classes):
-        d = torch.cdist(x[rows[c]], means)                                           # (m, n)
-        conf[i] = (d < d[:, i : i + 1]).double().mean(0)                             # P(closer to mean j than to own mean)
-    return 0.5 * (conf + conf.T)
+_CONFUSION: dict = {}        # (data sha256, classes) -> matrix: computed once per process
 
 
 def confusion(data: ImageData, classes) -> torch.Tensor:
@@ -154,7 +135,18 @@ def confusion(data: ImageData, classes) -> torch.Tensor:
     it is defined once per data file; it is computed on one split's classes only (meta-train tasks
     never look at meta-test classes, and the hard test tasks use meta-test classes).
     """
-    return _confusion(data, tuple(int(c) for c in classes))
+    classes = tuple(int(c) for c in classes)
+    key = (data.sha256, classes)
+    if key not in _CONFUSION:
+        x = F.normalize(data.x.flatten(1).float(), dim=1)
+        rows = data.rows_by_class()
+        means = torch.stack([x[rows[c]].mean(0) for c in classes])                  # (n, D)
+        conf = torch.zeros(len(classes), len(classes), dtype=torch.float64)
+        for i, c in enumerate(classes):
+            d = torch.cdist(x[rows[c]], means)                                       # (m, n)
+            conf[i] = (d < d[:, i: i + 1]).double().mean(0)                          # P(closer to mean j than own)
+        _CONFUSION[key] = 0.5 * (conf + conf.T)
+    return _CONFUSION[key]
 
 
 class EpisodeSampler:
@@ -181,11 +173,14 @@ class EpisodeSampler:
         self.hard_ratio, self.ood_ratio, self.ood_shift = hard_ratio, ood_ratio, ood_shift
         self.classes = torch.as_tensor(np.asarray(data.classes(split) if classes is None else classes))
         self.rows = data.rows_by_class()
+        self._conf = None                  # the split's confusion matrix, looked up on the first hard task
 
     def hard_classes(self, g: torch.Generator) -> torch.Tensor:
         """N mutually confusable classes: a random first class, then each next one drawn uniformly
         among the N most confusable remaining classes (mean confusion with those already chosen)."""
-        conf = confusion(self.data, self.classes.tolist())
+        if self._conf is None:
+            self._conf = confusion(self.data, self.classes.tolist())
+        conf = self._conf
         chosen = [int(torch.randint(len(self.classes), (1,), generator=g))]
         while len(chosen) < self.ways:
             score = conf[chosen].mean(0)
