@@ -5,10 +5,10 @@
 #  2. the molecules grid (eta 4 first: notebook 06 reads it) and the drug ablation cells, rerun
 #     with the numeric safeguards (fast: about 45 minutes on 2 cores);
 #  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml);
-#  4. (before 3) ats-reweight at equal batch on images; after 3, seeds 3-4 of the regimes grid;
-#  5. the rest of the decisive study: 1-shot controls, 5-shot, the 3000-step 1-shot cell, ATS with
-#     the authors' warm-up, then
-#     seeds 5-9 of the headline methods (1-shot, 5-shot).
+#  4. (before 3) ats-reweight at equal batch on images;
+#  5. the rest of the decisive study: 1-shot controls, 5-shot (headline methods first), the
+#     3000-step 1-shot cell; then seeds 3-4 of the regimes grid, ATS with the authors' warm-up,
+#     and seeds 5-9 of the headline methods (1-shot, 5-shot).
 # Usage: experiments/run_decisive.sh [extra sweep options, e.g. --executor process --workers 2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +22,11 @@ sweep molecules "$@"
 sweep ablations --only drug-eta4 drug-eta4-reweight-all "$@"
 sweep ablations --only 1shot-reweight-top 5shot-reweight-top "$@"
 sweep decisive --only 1shot uniform ats rank-sim-loss spl --seeds 0 1 2 3 4 "$@"
-sweep regimes "$@"                               # seeds 3-4 of the regimes grid (0-2 are done)
 sweep decisive --only 1shot --seeds 0 1 2 3 4 "$@"
+sweep decisive --only 5shot uniform ats rank-sim-loss spl --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 5shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 1shot-3000 "$@"
+sweep regimes "$@"                               # seeds 3-4 of the regimes grid (0-2 are done)
 sweep decisive --only 1shot-warmup "$@"
 sweep decisive --only 1shot "$@"                # seeds 5-9 of the headline methods
 sweep decisive --only 5shot "$@"
