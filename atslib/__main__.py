@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from .bench import main as bench_main
 from .claims import write_report
@@ -18,9 +19,10 @@ from .evaluate import evaluate_run
 from .guards import NonFiniteError
 from .loop import Run
 from .paths import FIGURES_DIR, REPORT
+from .population import train_population
 from .progress import progress_callback
 from .store import RunError
-from .sweep import run_sweep
+from .sweep import EXECUTORS, run_sweep
 
 USER_ERRORS = (ConfigError, DataError, RunError)
 
@@ -61,9 +63,13 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m atslib", description="Meta-learning with an Adaptive Task Scheduler")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("train", help="train one run")
+    t = sub.add_parser("train", help="train one run (or, with --seeds, a population of runs in lockstep)")
     add_config_options(t)
-    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--out", required=True,
+                   help="run directory (with --seeds: a folder for runs named METHOD-sSEED, or a path with {seed})")
+    t.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                   help="train one run per seed as a population: in lockstep, in this process, the model maths "
+                        "batched across runs (--seed is then not allowed; --init may contain {seed})")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -75,12 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a grid of training runs (resumable)")
     s.add_argument("grid")
     s.add_argument("--out", required=True)
-    s.add_argument("--executor", default="local", choices=("local", "process", "ray"))
+    s.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="local (one run at a time), process (a process pool), population (compatible runs in "
+                        "lockstep, model maths batched: one GPU), ray")
     s.add_argument("--address", default=None,
                    help="ray executor: a cluster to join - auto (started on this machine with ray start), HOST:PORT "
                         "(the head's GCS port, 6379), ray://HOST:10001 (Ray Client); default: a fresh local Ray")
     s.add_argument("--workers", type=int, default=None,
-                   help="the most runs at once (local: 1; process: default 1; ray: default as many as fit)")
+                   help="the most runs at once (local: 1; process: default 1; population: runs per population, "
+                        "default all compatible; ray: default as many as fit)")
     s.add_argument("--scale", default="cpu", help="the grid's scale preset (default cpu; gpu = the paper's settings)")
     s.add_argument("--num-cpus", type=float, default=1, help="ray executor: CPUs per run (default 1)")
     s.add_argument("--num-gpus", type=float, default=0, help="ray executor: GPUs per run (default 0)")
@@ -122,14 +131,48 @@ def config_from_args(args) -> Config:
     return Config.from_dict(d)
 
 
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f"--seeds {text!r}: allowed: distinct integers >= 0, comma-separated (e.g. 0,1,2,3)")
+    return seeds
+
+
+def cmd_train_population(args) -> int:
+    if args.seed is not None:
+        raise ConfigError("--seed with --seeds: allowed: one of them")
+    seeds = parse_seeds(args.seeds)
+    base = config_from_args(args)
+    cfgs = [base.replace(seed=s, init=base.init.format(seed=s) if base.init else base.init) for s in seeds]
+    outs = [args.out.format(seed=s) if "{seed}" in args.out else str(Path(args.out) / f"{base.method}-s{s}")
+            for s in seeds]
+    members = train_population(cfgs, outs, resume=args.resume, overwrite=args.overwrite)
+    failed = 0
+    for m, out in zip(members, outs):
+        if m.ok:
+            s = m.run.summary
+            print(json.dumps({"seed": s["seed"], "out": out, **{k: s[k] for k in SHOWN if k in s}}))
+        else:
+            failed = 1
+            print(f"python -m atslib train: run {out} failed: {type(m.error).__name__}: {m.error}", file=sys.stderr)
+    return failed
+
+
+SHOWN = ("method", "test_mean", "test_ci95", "best_val", "wall_seconds", "noise_auc", "clean_share")
+
+
 def cmd_train(args) -> int:
+    if args.seeds is not None:
+        return cmd_train_population(args)
     cfg = config_from_args(args)
     run = Run(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     cbs = [] if args.quiet else [progress_callback(cfg.steps, run.step)]
     run.train(cbs)
     s = run.summary
-    print(json.dumps({k: s[k] for k in ("method", "test_mean", "test_ci95", "best_val", "wall_seconds")
-                      + tuple(k for k in ("noise_auc", "clean_share") if k in s)}))
+    print(json.dumps({k: s[k] for k in SHOWN if k in s}))
     return 0
 
 

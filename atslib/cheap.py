@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from . import maml
-from .features import Factors, _similarities
+from .features import Factors, similarities
 from .tasks import TaskBatch
 
 
@@ -48,7 +48,7 @@ def cheap_factors(model, p: dict, tasks: TaskBatch, steps: int, lr: float, queri
     with torch.no_grad():
         f_s, f_q = maml.anil_features(model, p, per_class_tasks.x_s, per_class_tasks.x_q)
     t = per_class_tasks
-    dot, cos, layer_cos, layers = _similarities(_head_grads(model, p, f_s, t.y_s, t.m_s),
+    dot, cos, layer_cos, layers = similarities(_head_grads(model, p, f_s, t.y_s, t.m_s),
                                                 _head_grads(model, p, f_q, t.y_q, t.m_q))
     with torch.no_grad():
         out = maml.anil_outputs(model, p, per_class_tasks, steps, lr, first_order=True, features=(f_s, f_q))

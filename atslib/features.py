@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from . import maml
+from .lockstep import batchable
 from .models import layer_of
 
 
@@ -64,7 +65,9 @@ def _grads_batched(model, p, x, y, m=None):
     return g, f.detach()
 
 
-def _similarities(g_s: dict, g_q: dict):
+def similarities(g_s: dict, g_q: dict):
+    """(dot (P,), cosine (P,), per-layer cosine (P, L), layer names) of per-task gradients
+    {name: (P, ...)} of the support and the query sets."""
     layers = sorted({layer_of(k) for k in g_s}, key=lambda s: (s == "head", s))
     g0 = next(iter(g_s.values()))
     dev = "cpu" if g0.device.type == "mps" else g0.device        # (mps has no float64)
@@ -81,6 +84,7 @@ def _similarities(g_s: dict, g_q: dict):
     return dot.float(), cos.float(), layer_cos.float(), layers
 
 
+@batchable("pool_factors")
 def pool_factors(model, p: dict, tasks, steps: int, lr: float, inner: str = "anil", path: str | None = None) -> Factors:
     """Both factors for every task in ``tasks``; ``path`` is "loop", "batched" or None (auto by device)."""
     if path is None:
@@ -94,7 +98,7 @@ def pool_factors(model, p: dict, tasks, steps: int, lr: float, inner: str = "ani
     grads = _grads_batched if path == "batched" else _grads_loop
     g_s, f_s = grads(model, p, tasks.x_s, tasks.y_s, tasks.m_s)
     g_q, f_q = grads(model, p, tasks.x_q, tasks.y_q, tasks.m_q)
-    dot, cos, layer_cos, layers = _similarities(g_s, g_q)
+    dot, cos, layer_cos, layers = similarities(g_s, g_q)
     with torch.no_grad():
         if inner == "anil":
             out = maml.anil_outputs(model, pd, tasks, steps, lr, first_order=True, features=(f_s, f_q))

@@ -15,11 +15,14 @@ tasks have integer labels (cross-entropy, accuracy); regression tasks float labe
 = -MSE). ``focal_gamma > 0`` swaps the query cross-entropy for the focal loss (Lin et al. 2017).
 Padded tasks (``TaskBatch.m_s``/``m_q``, molecules) use masked means: padded rows add nothing to
 any loss, gradient or score, so a padded task gives the numbers of the same task unpadded.
+``evaluate`` is batchable: in a population (``atslib.lockstep``) its calls are batched across runs.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .lockstep import batchable
 
 
 def is_regression(y: torch.Tensor) -> bool:
@@ -80,8 +83,14 @@ def anil_outputs(model, p, tasks, steps, lr, first_order=False, features=None):
     T = f_s.shape[0]
     W = p["head.weight"].expand(T, *p["head.weight"].shape)
     b = p["head.bias"].expand(T, *p["head.bias"].shape)
+    return head_outputs(W, b, f_s, f_q, tasks.y_s, tasks.m_s, steps, lr, first_order)
+
+
+def head_outputs(W, b, f_s, f_q, y_s, m_s, steps, lr, first_order=False):
+    """Query outputs (T, nq, o) of per-task heads W (T, o, d), b (T, o) adapted on the support
+    features f_s (T, ns, d) - the part of ANIL after the backbone."""
     create_graph = not first_order and torch.is_grad_enabled() and (W.requires_grad or f_s.requires_grad)
-    W, b = adapt_head(W, b, f_s, tasks.y_s, steps, lr, create_graph, tasks.m_s)
+    W, b = adapt_head(W, b, f_s, y_s, steps, lr, create_graph, m_s)
     if not torch.is_grad_enabled():
         W, b = W.detach(), b.detach()
     return _linear(W, b, f_q)
@@ -150,6 +159,7 @@ def task_losses(model, p, tasks, steps, lr, inner="anil", first_order=False, bat
     return task_loss(out, tasks.y_q, focal_gamma, tasks.m_q), task_score(out.detach(), tasks.y_q, tasks.m_q)
 
 
+@batchable("evaluate")
 def evaluate(model, p, task_chunks, steps, lr, inner="anil", chunk: int = 50):
     """Per-task (loss, score) with no graph to ``p``; ``task_chunks`` is a TaskBatch or a list of them."""
     if not isinstance(task_chunks, (list, tuple)):

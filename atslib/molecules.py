@@ -101,11 +101,12 @@ def load_molecules(path=None) -> MoleculeData:
     for ptr, mol in (("assay_ptr", "assay_mol"), ("real_ptr", "real_mol")):
         if arr[ptr][-1] != len(arr[mol]) or (len(arr[mol]) and not 0 <= arr[mol].min() <= arr[mol].max() < m):
             raise DataError(f"--data {p}: {ptr}/{mol} do not index the {m} fingerprint rows")
-    x = torch.from_numpy(np.unpackbits(arr["fp"], axis=1).astype(np.float32))
+    real = torch.get_default_dtype()                  # float32 (float64 in the equivalence tests)
+    x = torch.from_numpy(np.unpackbits(arr["fp"], axis=1).astype(np.float32)).to(real)
     t = lambda k, dt: torch.from_numpy(arr[k].astype(dt))  # noqa: E731
-    return MoleculeData(x, arr["assay_ptr"].astype(np.int64), t("assay_mol", np.int64), t("assay_y", np.float32),
+    return MoleculeData(x, arr["assay_ptr"].astype(np.int64), t("assay_mol", np.int64), t("assay_y", np.float32).to(real),
                         arr["assay_split"], [str(n) for n in arr["real_names"]], arr["real_ptr"].astype(np.int64),
-                        t("real_mol", np.int64), t("real_y", np.float32), p, sha256(p))
+                        t("real_mol", np.int64), t("real_y", np.float32).to(real), p, sha256(p))
 
 
 def pad_tasks(x: torch.Tensor, parts: list, assay_ids) -> TaskBatch:

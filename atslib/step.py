@@ -10,6 +10,10 @@ potentials; PAML: its memory). ``meta_step``
    reading top to bottom, through the shared plain functions of this module;
 3. records what the step did (``Outcome``) against the pool's truth, which no method sees.
 
+The model maths (``factors_of``'s pool factors, ``task_grad``, ``update``, evaluation) are
+``lockstep.batchable``: a population of runs trains with this very code, their calls batched
+across runs (``atslib.population``).
+
 A NaN or inf in a factor, a reward or a meta-loss raises ``guards.NonFiniteError`` before the
 parameters it would corrupt move; ``Config.on_nonfinite`` then stops the run or skips the step.
 """
@@ -24,6 +28,7 @@ from . import maml
 from .cheap import cheap_factors
 from .features import Factors, pool_factors
 from .guards import NonFiniteError, check_factors, check_finite
+from .lockstep import batchable
 from .metrics import auc
 from .setup import Setup
 from .tasks import TaskBatch, stream
@@ -133,6 +138,14 @@ def lookahead(model, grads: list[torch.Tensor], lr: float) -> dict:
     return {k: v.detach() - lr * g for (k, v), g in zip(params(model).items(), grads)}
 
 
+@batchable("task_grad")
+def task_grad(model, p: dict, task: TaskBatch, cfg) -> tuple:
+    """(meta-gradient of one task's query loss after adaptation w.r.t. ``p``, the loss, its accuracy)."""
+    loss, score = maml.task_losses(model, p, task, cfg.inner_steps, cfg.inner_lr, cfg.inner, cfg.first_order)
+    grads = torch.autograd.grad(loss.sum(), list(p.values()))
+    return grads, loss.detach()[0], score[0]
+
+
 class TaskGrads:
     """Per pool task, (meta-gradient of its query loss at theta, loss, accuracy), each computed once.
 
@@ -144,13 +157,9 @@ class TaskGrads:
         self.model, self.pool, self.cfg, self.cache = model, pool, cfg, {}
 
     def get(self, indices) -> list[tuple]:
-        cfg, p = self.cfg, params(self.model)
         for i in (int(i) for i in indices):
             if i not in self.cache:
-                loss, score = maml.task_losses(self.model, p, self.pool[[i]], cfg.inner_steps, cfg.inner_lr,
-                                               cfg.inner, cfg.first_order)
-                grads = torch.autograd.grad(loss.sum(), list(p.values()))
-                self.cache[i] = (grads, loss.detach()[0], score[0])
+                self.cache[i] = task_grad(self.model, params(self.model), self.pool[[i]], self.cfg)
         return [self.cache[int(i)] for i in indices]
 
     def has_any(self, indices) -> bool:
@@ -160,6 +169,7 @@ class TaskGrads:
         return [torch.stack(gs).mean(0) for gs in zip(*(g for g, _, _ in self.get(indices)))]
 
 
+@batchable("update")
 def update(state: State, x: StepInputs, tasks: TaskBatch, weights: torch.Tensor | None = None,
            weight_fn=None, focal_gamma: float = 0.0):
     """theta's real update: one Adam step on the (weighted, by default equally) mean query loss of
@@ -239,4 +249,4 @@ def record(out: Outcome, truth: TaskBatch, x: StepInputs, seconds: float) -> tup
 
 
 __all__ = ["State", "StepInputs", "Outcome", "meta_step", "step_inputs", "record", "params", "factors_of", "pool_losses", "val_metric",
-           "bounded", "lookahead", "TaskGrads", "update", "update_from_grads"]
+           "bounded", "lookahead", "TaskGrads", "task_grad", "update", "update_from_grads"]

@@ -9,10 +9,13 @@ copied and the row says ``reused_from`` - so grids sharing a cell do not train i
 ``summary.csv`` (one row per run) and ``cells.csv`` (per cell and method: mean and 95% CI over
 seeds) are rewritten after every run.
 
-Executors: ``local`` (sequential, in this process), ``process`` (a local process pool) and ``ray``
+Executors: ``local`` (sequential, in this process), ``process`` (a local process pool),
+``population`` (the grid's compatible runs - the same cell and method, different seeds - trained
+in lockstep as populations in this process, ``atslib.population``; made for one GPU) and ``ray``
 (each run a Ray task with ``num_cpus``/``num_gpus``; ``address`` = an existing cluster, none = a
 fresh local Ray; see ``atslib.cluster``). ``workers`` means the same under each: the most runs at
-once (local: 1 only; process: default 1; ray: default as many as the cluster's resources fit). A Ray
+once (local: 1 only; process: default 1; population: runs per population, default all compatible
+runs; ray: default as many as the cluster's resources fit). A Ray
 worker that does not share the driver's file system sends its checkpoints and the run's record files
 back to the driver, which writes them, so a cluster needs no shared file system and loses no work.
 """
@@ -44,8 +47,10 @@ from .grid import (  # noqa: F401
 )
 from .loop import Run
 from .metrics import t_ci95
+from .population import group, train_population
 from .store import atomic_write, write_csv
 
+EXECUTORS = ("local", "process", "population", "ray")
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
             "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done", "start_val")
 
@@ -75,6 +80,14 @@ def train_one(config: dict, out: str, ship: bool = False) -> dict:
     if ship:
         res["files"] = {f: (Path(out) / f).read_bytes() for f in RECORD_FILES if (Path(out) / f).is_file()}
     return res
+
+
+def train_specs_together(specs: list[RunSpec]) -> list[tuple]:
+    """Train (or resume) compatible runs as one population; (spec, result or None, error or None) each."""
+    _quiet_env()
+    members = train_population([Config.from_dict(s.config) for s in specs], [str(s.dir) for s in specs], resume=True)
+    return [(s, {"summary": m.run.summary}, None) if m.ok else (s, None, f"{type(m.error).__name__}: {m.error}")
+            for s, m in zip(specs, members)]
 
 
 def check_same_config(spec: RunSpec) -> None:
@@ -183,8 +196,8 @@ def run_sweep(grid_path, out, executor: str = "local", address: str | None = Non
 
 def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_gpus, limit, only, progress, seeds,
                shared_fs, ray_conn) -> int:
-    if executor not in ("local", "process", "ray"):
-        raise GridError(f"--executor {executor!r}: allowed: local, process, ray")
+    if executor not in EXECUTORS:
+        raise GridError(f"--executor {executor!r}: allowed: {', '.join(EXECUTORS)}")
     if workers is not None and (type(workers) is not int or workers < 1):
         raise GridError(f"--workers {workers!r}: allowed: an integer >= 1 (the most runs at once)")
     if executor == "local" and workers not in (None, 1):
@@ -261,6 +274,10 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
                 done(s, train_one(s.config, str(s.dir)))
             except Exception as e:  # noqa: BLE001 - one failed run must not stop the sweep
                 done(s, error=f"{type(e).__name__}: {e}")
+    elif executor == "population":
+        for ids in group([Config.from_dict(s.config) for s in todo], workers):
+            for s, result, error in train_specs_together([todo[i] for i in ids]):
+                done(s, result, error)
     elif executor == "process":
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed

@@ -1,0 +1,157 @@
+"""Lockstep: R runs in one process, their model maths batched across runs.
+
+A population trains R ordinary runs (``loop.Run``), each in a thread of its own running its own
+``Run.train`` - its own task stream, method and method state, optimizer, validation, checkpoint
+choice, NaN handling and run directory, with the very code of a single run. The heavy model maths
+are the few functions marked ``@batchable(kind)`` (pool factors, per-task meta-gradients, the
+meta-update, evaluation). Called in a population thread, such a function does not compute: it
+hands its arguments to the population's ``Lockstep`` and waits. When every live run waits, the
+main thread executes the waiting calls - by kind, through the batched implementation registered
+for that kind (``atslib.batched``: one program over a leading run axis), or one by one where none
+is registered or only one run asks - and hands each run its own result (or its own exception:
+a run that fails stops alone). Outside a population the decorator only calls the function.
+
+So nothing a method computes depends on whether it runs alone or in a population, apart from the
+floating-point rounding of the batched kernels (``tests/test_population.py`` checks the records of
+a population against those of single runs).
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+_local = threading.local()
+
+# kind -> (key(request) -> hashable: requests with equal keys batch together, run(requests) -> results)
+BATCHED: dict[str, tuple[Callable, Callable]] = {}
+
+
+@dataclass
+class Request:
+    kind: str
+    fn: Callable              # the plain function (what a single run calls)
+    args: tuple
+    kwargs: dict
+    grad: bool                # the caller's grad mode (thread-local in torch)
+
+    def direct(self):
+        with torch.set_grad_enabled(self.grad):
+            return self.fn(*self.args, **self.kwargs)
+
+
+def register(kind: str, key: Callable, run: Callable) -> None:
+    """Register the batched implementation of ``kind``: ``run(requests)`` returns one result per
+    request, an exception instance standing for that request's error."""
+    BATCHED[kind] = (key, run)
+
+
+def batchable(kind: str):
+    """Mark a function whose calls a population batches across its runs."""
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            ls = getattr(_local, "lockstep", None)
+            if ls is None:
+                return fn(*args, **kwargs)
+            return ls.call(Request(kind, fn, args, kwargs, torch.is_grad_enabled()))
+        wrapper.direct = fn
+        return wrapper
+    return deco
+
+
+def in_population() -> bool:
+    return getattr(_local, "lockstep", None) is not None
+
+
+class Lockstep:
+    """Runs ``jobs`` (callables, one per run) in threads and serves their batchable calls."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.pending: dict[int, Request] = {}
+        self.results: dict[int, tuple[bool, object]] = {}
+        self.live: set[int] = set()
+        self.rounds = 0                      # dispatch rounds (a measure of lockstep, for benchmarks)
+        self.batched_calls = 0
+
+    def call(self, req: Request):
+        me = _local.run_id
+        with self.cv:
+            self.pending[me] = req
+            self.cv.notify_all()
+            self.cv.wait_for(lambda: me in self.results)
+            ok, value = self.results.pop(me)
+        if not ok:
+            raise value
+        return value
+
+    def run(self, jobs: list[Callable]) -> list[tuple[bool, object]]:
+        """Run every job to its end; returns (ok, return value or exception) per job."""
+        outcome: list[tuple[bool, object]] = [(False, None)] * len(jobs)
+
+        def worker(i, job):
+            _local.lockstep, _local.run_id = self, i
+            try:
+                outcome[i] = (True, job())
+            except BaseException as e:          # the run fails alone; the others go on
+                outcome[i] = (False, e)
+            finally:
+                with self.cv:
+                    self.live.discard(i)
+                    self.cv.notify_all()
+
+        self.live = set(range(len(jobs)))
+        threads = [threading.Thread(target=worker, args=(i, j), daemon=True) for i, j in enumerate(jobs)]
+        for t in threads:
+            t.start()
+        while True:
+            with self.cv:
+                self.cv.wait_for(lambda: all(i in self.pending for i in self.live))
+                if not self.live:
+                    break
+                batch, self.pending = self.pending, {}
+            results = self.execute(batch)
+            with self.cv:
+                self.results.update(results)
+                self.cv.notify_all()
+        for t in threads:
+            t.join()
+        return outcome
+
+    def execute(self, batch: dict[int, Request]) -> dict[int, tuple[bool, object]]:
+        """One round: group the waiting calls by (kind, key), run each group, return per-run results."""
+        self.rounds += 1
+        groups: dict[tuple, list[int]] = {}
+        for i in sorted(batch):
+            req = batch[i]
+            key = BATCHED[req.kind][0](req) if req.kind in BATCHED else None
+            groups.setdefault((req.kind, key, req.grad) if key is not None else ("direct", i), []).append(i)
+        out = {}
+        for (kind, *_), ids in groups.items():
+            reqs = [batch[i] for i in ids]
+            if kind == "direct" or len(reqs) == 1:
+                values = [_safe(r.direct) for r in reqs]
+            else:
+                self.batched_calls += 1
+                with torch.set_grad_enabled(reqs[0].grad):
+                    try:
+                        values = BATCHED[kind][1](reqs)
+                    except Exception as e:     # a bug in a batched path must not hang the population
+                        values = [e] * len(reqs)
+            for i, v in zip(ids, values):
+                out[i] = (not isinstance(v, BaseException), v)
+        return out
+
+
+def _safe(fn):
+    try:
+        return fn()
+    except Exception as e:
+        return e
+
+
+__all__ = ["batchable", "register", "Lockstep", "Request", "BATCHED", "in_population"]

@@ -1,0 +1,73 @@
+"""Populations: R runs trained in lockstep in one process, their model maths batched across runs.
+
+``train_population(cfgs, outs)`` builds one ordinary ``loop.Run`` per config - runs that differ in
+seed and numeric settings (noise ratio, learning rates, temperatures, ...), with the same method
+and the same shapes - and trains them all at once (``atslib.lockstep``): each run keeps its own
+task stream, method state, optimizer, validation, checkpoint choice and NaN handling, writes its
+own run directory and resumes from it, while the batchable calls of all runs go through one
+program over a leading run axis (``atslib.batched``). A run that fails stops alone; the others
+go on.
+
+``group(configs)`` splits a list of configs into populations that can train together (the sweep's
+``--executor population`` and ``train --seeds`` use it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import batched  # noqa: F401 - registers the batched implementations
+from .config import Config, ConfigError
+from .lockstep import Lockstep
+from .loop import Run
+
+# what runs of one population may differ in: numbers that leave every tensor's shape alone
+VARYING = ("seed", "init", "noise_ratio", "flip_prob", "noise_scale", "outer_lr", "scheduler_lr", "lookahead_lr",
+           "temperature", "temperature_decay", "baseline_momentum", "budget_seed", "hard_ratio", "ood_ratio")
+
+
+@dataclass
+class Member:
+    """One run of a population, after training: its ``Run`` and, where it failed, the error."""
+    run: Run
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def compatible_key(cfg: Config) -> tuple:
+    """Configs with the same key train together (everything but ``VARYING`` agrees)."""
+    d = cfg.to_dict()
+    return tuple(sorted((k, repr(v)) for k, v in d.items() if k not in VARYING))
+
+
+def group(cfgs: list[Config], max_size: int | None = None) -> list[list[int]]:
+    """Indices of ``cfgs`` grouped into populations of compatible runs (in order; at most ``max_size`` each)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cfgs):
+        groups.setdefault(compatible_key(c), []).append(i)
+    out = []
+    for ids in groups.values():
+        size = max_size or len(ids)
+        out.extend(ids[s:s + size] for s in range(0, len(ids), size))
+    return out
+
+
+def train_population(cfgs: list[Config], outs: list | None = None, resume: bool = False,
+                     overwrite: bool = False) -> list[Member]:
+    """Train the runs of ``cfgs`` (into ``outs``, one directory each, or in memory) in lockstep."""
+    if not cfgs:
+        raise ConfigError("a population needs at least one run")
+    keys = {compatible_key(c) for c in cfgs}
+    if len(keys) > 1:
+        a, b = cfgs[0].to_dict(), next(c for c in cfgs if compatible_key(c) != compatible_key(cfgs[0])).to_dict()
+        diff = sorted(k for k in a if a[k] != b[k] and k not in VARYING)
+        raise ConfigError(f"population: options {diff} differ between runs; allowed to differ: {', '.join(VARYING)}")
+    outs = outs if outs is not None else [None] * len(cfgs)
+    runs = [Run(c, o, resume=resume, overwrite=overwrite) for c, o in zip(cfgs, outs)]
+    results = Lockstep().run([r.train for r in runs])
+    return [Member(r, None if ok else value) for r, (ok, value) in zip(runs, results)]
+
+
+__all__ = ["Member", "VARYING", "compatible_key", "group", "train_population"]
