@@ -19,6 +19,7 @@ from .evaluate import evaluate_run
 from .guards import NonFiniteError
 from .loop import Run
 from .paths import FIGURES_DIR, REPORT
+from .popbench import main as population_bench_main
 from .population import train_population
 from .progress import progress_callback
 from .store import RunError
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--inner", default=None, choices=("anil", "maml"), help="default anil")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads per worker (default: torch's)")
     b.add_argument("--draws-per-step", type=int, default=None, help="ATS scheduler draws per step (default 2)")
+    b.add_argument("--population", default=None, metavar="R1,R2,...",
+                   help="instead: throughput of populations of these sizes against single runs (e.g. 1,4,16)")
+    b.add_argument("--methods", default=None, help="--population: methods, comma-separated (default uniform,ats)")
     return p
 
 
@@ -204,7 +208,7 @@ def main(argv=None) -> int:
                              args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet, args.seeds,
                              args.shared_fs)
         if args.command == "bench":
-            return bench_main(args)
+            return population_bench_main(args) if args.population else bench_main(args)
         if args.command == "report":
             return cmd_report(args)
     except USER_ERRORS as e:

@@ -31,6 +31,7 @@ from .models import ConvNet, max_pool2_nograd
 from .tasks import TaskBatch
 
 HEAD = ("head.weight", "head.bias")
+FEATURES: str | None = None          # run_features' path for every population (None: by device)
 
 
 def stacked(ps: list[dict], leaf: bool = True) -> dict:
@@ -48,6 +49,7 @@ def run_features(model, P: dict, x: torch.Tensor, how: str | None = None) -> tor
     R plain ones: R = 16, forward and backward, loop 0.79 s, grouped 1.43 s, vmap 3.12 s), on a GPU
     one grouped program replaces R launches.
     """
+    how = how or FEATURES
     if how is None:
         how = "loop" if x.device.type == "cpu" else ("grouped" if isinstance(model, ConvNet) else "vmap")
     if how == "vmap":

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -63,6 +64,13 @@ def batchable(kind: str):
     return deco
 
 
+def tick() -> None:
+    """Mark the start of a run's step (keeps a population's runs in phase; nothing outside one)."""
+    ls = getattr(_local, "lockstep", None)
+    if ls is not None:
+        ls.tick()
+
+
 def in_population() -> bool:
     return getattr(_local, "lockstep", None) is not None
 
@@ -75,8 +83,11 @@ class Lockstep:
         self.pending: dict[int, Request] = {}
         self.results: dict[int, tuple[bool, object]] = {}
         self.live: set[int] = set()
-        self.rounds = 0                      # dispatch rounds (a measure of lockstep, for benchmarks)
-        self.batched_calls = 0
+        self.epoch: dict[int, int] = {}      # run -> steps started
+        self.seen_epoch, self.seen = -1, []  # the kinds called so far in the lowest step, in order
+        self.rounds = 0                      # dispatch rounds
+        self.batched: Counter = Counter()    # kind -> calls served by its batched implementation
+        self.direct: Counter = Counter()     # kind -> calls served one by one
 
     def call(self, req: Request):
         me = _local.run_id
@@ -113,7 +124,9 @@ class Lockstep:
                 self.cv.wait_for(lambda: all(i in self.pending for i in self.live))
                 if not self.live:
                     break
-                batch, self.pending = self.pending, {}
+                batch = self.serve_now()
+                for i in batch:
+                    del self.pending[i]
             results = self.execute(batch)
             with self.cv:
                 self.results.update(results)
@@ -121,6 +134,28 @@ class Lockstep:
         for t in threads:
             t.join()
         return outcome
+
+    def serve_now(self) -> dict[int, Request]:
+        """The waiting calls to serve this round, chosen to keep the runs in phase.
+
+        Only runs at the lowest step (``tick``) are served: a run that is a step ahead waits for
+        the others. Among those, when their calls are of different kinds (one run hit its cache,
+        another did not), the kind first seen in this step goes first, so the others catch up.
+        """
+        low = min(self.epoch.get(i, 0) for i in self.pending)
+        behind = {i: r for i, r in self.pending.items() if self.epoch.get(i, 0) == low}
+        if low != self.seen_epoch:
+            self.seen_epoch, self.seen = low, []
+        for r in behind.values():
+            if r.kind not in self.seen:
+                self.seen.append(r.kind)
+        first = min(behind.values(), key=lambda r: self.seen.index(r.kind)).kind
+        return {i: r for i, r in behind.items() if r.kind == first}
+
+    def tick(self) -> None:
+        """A run starts its next step (called by ``step.meta_step`` through ``tick``)."""
+        with self.cv:
+            self.epoch[_local.run_id] = self.epoch.get(_local.run_id, 0) + 1
 
     def execute(self, batch: dict[int, Request]) -> dict[int, tuple[bool, object]]:
         """One round: group the waiting calls by (kind, key), run each group, return per-run results."""
@@ -134,9 +169,10 @@ class Lockstep:
         for (kind, *_), ids in groups.items():
             reqs = [batch[i] for i in ids]
             if kind == "direct" or len(reqs) == 1:
+                self.direct.update(r.kind for r in reqs)
                 values = [_safe(r.direct) for r in reqs]
             else:
-                self.batched_calls += 1
+                self.batched[kind] += len(reqs)
                 with torch.set_grad_enabled(reqs[0].grad):
                     try:
                         values = BATCHED[kind][1](reqs)
@@ -154,4 +190,4 @@ def _safe(fn):
         return e
 
 
-__all__ = ["batchable", "register", "Lockstep", "Request", "BATCHED", "in_population"]
+__all__ = ["batchable", "register", "tick", "Lockstep", "Request", "BATCHED", "in_population"]

@@ -55,8 +55,9 @@ def group(cfgs: list[Config], max_size: int | None = None) -> list[list[int]]:
 
 
 def train_population(cfgs: list[Config], outs: list | None = None, resume: bool = False,
-                     overwrite: bool = False) -> list[Member]:
-    """Train the runs of ``cfgs`` (into ``outs``, one directory each, or in memory) in lockstep."""
+                     overwrite: bool = False, lockstep: Lockstep | None = None) -> list[Member]:
+    """Train the runs of ``cfgs`` (into ``outs``, one directory each, or in memory) in lockstep
+    (``lockstep``: a ``Lockstep`` to use, whose counters then tell which calls were batched)."""
     if not cfgs:
         raise ConfigError("a population needs at least one run")
     keys = {compatible_key(c) for c in cfgs}
@@ -66,7 +67,7 @@ def train_population(cfgs: list[Config], outs: list | None = None, resume: bool 
         raise ConfigError(f"population: options {diff} differ between runs; allowed to differ: {', '.join(VARYING)}")
     outs = outs if outs is not None else [None] * len(cfgs)
     runs = [Run(c, o, resume=resume, overwrite=overwrite) for c, o in zip(cfgs, outs)]
-    results = Lockstep().run([r.train for r in runs])
+    results = (lockstep or Lockstep()).run([r.train for r in runs])
     return [Member(r, None if ok else value) for r, (ok, value) in zip(runs, results)]
 
 

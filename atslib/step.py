@@ -28,7 +28,7 @@ from . import maml
 from .cheap import cheap_factors
 from .features import Factors, pool_factors
 from .guards import NonFiniteError, check_factors, check_finite
-from .lockstep import batchable
+from .lockstep import batchable, tick
 from .metrics import auc
 from .setup import Setup
 from .tasks import TaskBatch, stream
@@ -209,6 +209,7 @@ def step_inputs(setup: Setup, step: int) -> tuple[StepInputs, TaskBatch]:
 def meta_step(setup: Setup, state: State, step: int) -> tuple[dict, dict | None]:
     """One meta-iteration; returns (history record, pool record or None)."""
     t0 = time.perf_counter()
+    tick()                                    # in a population: this run starts a step
     x, truth = step_inputs(setup, step)
     try:
         out = state.method.step(state, x)

@@ -10,7 +10,9 @@ pytest optional. Three stages, each logged to DIR:
    device vs on the CPU; ``pool_factors`` loop vs batched; ``pool_factors`` vs the bench's re-creation
    of the authors' loop. When pytest is importable, the test functions of ``tests/test_maml.py`` and
    ``tests/test_features.py`` are also run with their tiny models and tasks moved to the device.
-2. the benchmark (``python -m atslib bench``): ``bench.json``, ``bench.log``;
+   A population of 4 seeds on the device equals the 4 single runs (uniform, ats, spl, gcp; float64).
+2. the benchmark (``python -m atslib bench``): ``bench.json``, ``bench.log``; then populations of
+   R = 1, 4, 16, 64 runs against single runs (``bench --population``): ``population.json``, ``.log``;
 3. a short ATS training run (100 steps, small validation/test sets): ``ats-run/``, ``train.log``.
 Then ``summary.txt`` / ``summary.json`` with the GPU name, versions, check results, the bench table
 and the run's summary. Without CUDA it says "no CUDA device" and exits 0; ``--device cpu`` runs the
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-BUDGET_S = {"bench": 140, "train": 75}
+BUDGET_S = {"bench": 140, "train": 75, "population": 150}
 
 
 def own_checks(dev) -> dict:
@@ -126,10 +128,41 @@ def pytest_checks(dev) -> dict:
     return out
 
 
+def population_checks(dev) -> dict:
+    """A population of 4 seeds on the device equals the 4 single runs (float64; uniform, ats, spl,
+    gcp with the device's batched backbone; ats with the other two backbones)."""
+    try:
+        import pytest  # noqa: F401  (the test module imports it)
+    except ImportError:
+        return {}
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest
+    import test_population as tp
+    from atslib import batched
+
+    def check(method, how, runs):
+        def fn():
+            old, old_how = torch.get_default_dtype(), batched.FEATURES
+            torch.set_default_dtype(torch.float64)
+            batched.FEATURES = how
+            try:
+                tp.population_vs_singles([conftest.tiny_config(method=method, seed=s, device=dev.type, **tp.FOUR)
+                                          for s in range(runs)])
+            finally:
+                torch.set_default_dtype(old)
+                batched.FEATURES = old_how
+        return fn
+
+    out = {f"population[{m}]": check(m, None, 4) for m in ("uniform", "ats", "spl", "gcp")}
+    out.update({f"population[ats,{h}]": check("ats", h, 2) for h in ("vmap", "loop")})
+    return out
+
+
 def run_checks(dev, log) -> dict:
     results = {}
     checks = own_checks(dev)
     checks.update(pytest_checks(dev))
+    checks.update(population_checks(dev))
     orig = torch.testing.assert_close           # the tests compare a cpu Factors with device tensors
     torch.testing.assert_close = functools.partial(orig, check_device=False)
     try:
@@ -196,6 +229,12 @@ def main(argv=None) -> int:
                    *tiny], out / "bench.log", BUDGET_S["bench"], **one_thread)
     print(f"bench: {bench}", flush=True)
 
+    sizes = "1,2" if dry else "1,4,16,64"
+    popbench = stage([sys.executable, "-m", "atslib", "bench", "--population", sizes, "--device", args.device,
+                      "--json", out / "population.json", *(["--repeats", "2", "--warmup", "1"] if dry else [])],
+                     out / "population.log", BUDGET_S["population"], **one_thread)
+    print(f"population bench: {popbench}", flush=True)
+
     tiny = ["--steps", "4", "--queries", "5", "--width", "8", "--n-test-tasks", "10"] if dry else ["--steps", "100"]
     train = stage([sys.executable, "-m", "atslib", "train", "--method", "ats", "--noise-ratio", "0.6", "--n-val-tasks",
                    "20", "--n-test-tasks", "100", "--eval-every", "50", "--checkpoint-every", "50", *tiny, "--device",
@@ -208,11 +247,12 @@ def main(argv=None) -> int:
         run_summary = json.loads((out / "ats-run" / "summary.json").read_text())
     bench_table = (out / "bench.log").read_text().splitlines()
     bench_table = [line for line in bench_table if not line.startswith(("bench: ", "$ "))]
-    summary = {**info, "checks": checks, "bench": bench, "train": train, "total_seconds":
+    pop_table = [line for line in (out / "population.log").read_text().splitlines() if not line.startswith("$ ")]
+    summary = {**info, "checks": checks, "bench": bench, "population_bench": popbench, "train": train, "total_seconds":
                round(time.perf_counter() - t_start, 1),
                "run": {k: run_summary.get(k) for k in ("method", "steps", "device", "wall_seconds", "best_val",
                                                        "test_mean", "test_ci95", "noise_auc", "clean_share")}}
-    ok = n_fail == 0 and bench["rc"] == 0 and train["rc"] == 0
+    ok = n_fail == 0 and bench["rc"] == 0 and train["rc"] == 0 and popbench["rc"] == 0
     summary["ok"] = ok
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = io.StringIO()
@@ -221,6 +261,7 @@ def main(argv=None) -> int:
     text.write(f"checks ({len(checks) - n_fail}/{len(checks)} pass):\n")
     text.writelines(f"  {v:<6} {k}\n" for k, v in checks.items())
     text.write(f"\nbench (exit {bench['rc']}, {bench['seconds']} s):\n" + "\n".join(bench_table) + "\n")
+    text.write(f"\npopulations (exit {popbench['rc']}, {popbench['seconds']} s):\n" + "\n".join(pop_table) + "\n")
     text.write(f"\nATS run (exit {train['rc']}, {train['seconds']} s): {json.dumps(summary['run'])}\n")
     (out / "summary.txt").write_text(text.getvalue())
     print(text.getvalue())

@@ -1,0 +1,206 @@
+"""Populations: R runs in lockstep give, run by run, the records and summaries of R single runs.
+
+The equivalence runs in float64 (the default dtype set for the test), where the batched kernels'
+rounding is far below 1e-5 and no accuracy flips on a tie; drawn indices must be identical.
+"""
+import json
+import subprocess
+import sys
+import threading
+
+import pandas as pd
+import pytest
+import torch
+from conftest import tiny_config
+from helpers import ROOT
+
+SKIP = ("seconds", "wall")
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def compare_runs(single, member, rtol=1e-5):
+    """Differences between a single run and the same run trained in a population."""
+    diffs = []
+    a, b = single.history_frame(), member.history_frame()
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for col in a.columns:
+        if col in SKIP:
+            continue
+        x, y = a[col].to_numpy(float), b[col].to_numpy(float)
+        bad = ~((abs(x - y) <= rtol * abs(x) + 1e-12) | (pd.isna(x) & pd.isna(y)))
+        diffs += [f"history {col} step {int(a['step'][i])}: {x[i]} vs {y[i]}" for i in bad.nonzero()[0]]
+    pa, pb = single.pool_frame(), member.pool_frame()
+    if len(pa):
+        assert (pa["drawn"] == pb["drawn"]).all() and (pa["task"] == pb["task"]).all(), "drawn tasks differ"
+        for col in ("prob", "loss", "sim_cos", "sim_dot", "score"):
+            x, y = pa[col].to_numpy(float), pb[col].to_numpy(float)
+            if not ((abs(x - y) <= rtol * abs(x) + 1e-12)).all():
+                diffs.append(f"pool {col} differs")
+    for k, v in single.summary.items():
+        if isinstance(v, float) and k not in ("wall_seconds", "test_seconds") and abs(v - member.summary[k]) > rtol * abs(v) + 1e-12:
+            diffs.append(f"summary {k}: {v} vs {member.summary[k]}")
+    return diffs
+
+
+BATCHED = {"uniform": {"update", "evaluate"}, "spl": {"update", "evaluate"}, "gcp": {"update", "evaluate"},
+           "ats": {"pool_factors", "task_grad", "evaluate"}}
+
+
+def population_vs_singles(cfgs):
+    from atslib.lockstep import Lockstep
+    from atslib.loop import meta_train
+    from atslib.population import train_population
+    lock = Lockstep()
+    members = train_population(cfgs, lockstep=lock)
+    assert all(m.ok for m in members), [repr(m.error) for m in members]
+    assert BATCHED[cfgs[0].method] <= set(lock.batched), (lock.batched, lock.direct)   # the batched paths ran
+    for cfg, m in zip(cfgs, members):
+        single = meta_train(cfg)
+        assert compare_runs(single, m.run) == [], cfg.seed
+
+
+FOUR = dict(steps=6, eval_every=3, noise_ratio=0.6, pool_size=6, queries=5, n_val_tasks=8, n_test_tasks=8)
+
+
+@pytest.mark.parametrize("method", ["uniform", "ats", "spl", "gcp"])
+def test_a_population_of_four_seeds_equals_four_single_runs(float64, method):
+    population_vs_singles([tiny_config(method=method, seed=s, **FOUR) for s in range(4)])
+
+
+@pytest.mark.parametrize("how", ["grouped", "vmap"])
+def test_the_batched_backbones_give_the_same_runs(float64, monkeypatch, how):
+    """The GPU paths (one grouped convolution / vmap over runs), run here on the CPU."""
+    from atslib import batched
+    monkeypatch.setattr(batched, "FEATURES", how)
+    population_vs_singles([tiny_config(method="ats", seed=s, **FOUR) for s in range(2)])
+
+
+def test_a_molecule_population_equals_single_runs(float64, monkeypatch):
+    from atslib import batched
+    monkeypatch.setattr(batched, "FEATURES", "vmap")
+    population_vs_singles([tiny_config(method="ats", dataset="molecules", noise_scale=4.0, noise_ratio=0.5, seed=s,
+                                       steps=4, eval_every=2, n_val_tasks=4, n_test_tasks=4, width=16,
+                                       lookahead_lr=0.01) for s in range(2)])
+
+
+def test_runs_may_differ_in_numeric_settings_and_resume(float64, tmp_path):
+    """Different noise ratios and learning rates in one population; a population resumed from its
+    checkpoints finishes with the numbers of an uninterrupted one."""
+    from atslib.population import train_population
+    cfgs = [tiny_config(method="ats", seed=s, outer_lr=lr, **{**FOUR, "noise_ratio": nr})
+            for s, nr, lr in ((0, 0.2, 1e-3), (1, 0.8, 3e-3))]
+    whole = train_population(cfgs, [tmp_path / "a0", tmp_path / "a1"])
+    half = [c.replace(steps=3) for c in cfgs]
+    outs = [tmp_path / "b0", tmp_path / "b1"]
+    train_population(half, outs)
+    for o, c in zip(outs, cfgs):           # lengthen the saved runs, as a resumed longer run would be
+        meta = json.loads((o / "config.json").read_text())
+        meta["config"]["steps"] = c.steps
+        (o / "config.json").write_text(json.dumps(meta))
+        (o / "summary.json").unlink()
+    resumed = train_population(cfgs, outs, resume=True)
+    for w, r in zip(whole, resumed):
+        assert r.ok and w.run.summary["test_mean"] == pytest.approx(r.run.summary["test_mean"], rel=1e-9)
+        assert w.run.summary["best_val"] == pytest.approx(r.run.summary["best_val"], rel=1e-9)
+
+
+def test_runs_of_different_shapes_cannot_share_a_population():
+    from atslib.config import ConfigError
+    from atslib.population import group, train_population
+    a, b, c = tiny_config(seed=0), tiny_config(seed=1), tiny_config(seed=0, shots=2)
+    assert group([a, b, c]) == [[0, 1], [2]]
+    assert group([a, b, c], max_size=1) == [[0], [1], [2]]
+    with pytest.raises(ConfigError, match="shots"):
+        train_population([a, c])
+
+
+def test_a_failing_run_stops_alone():
+    """Lockstep: a job that raises ends alone; the others' batched calls go on and get their own results."""
+    from atslib.lockstep import Lockstep, batchable, register
+
+    @batchable("test-square")
+    def square(x):
+        return x * x
+
+    calls = []
+
+    def batched_square(reqs):
+        calls.append(len(reqs))
+        return [r.args[0] ** 2 for r in reqs]
+
+    register("test-square", lambda req: "k", batched_square)
+    seen = {i: [] for i in range(3)}
+
+    def job(i):
+        def go():
+            for step in range(4):
+                if i == 1 and step == 2:
+                    raise FloatingPointError("run 1 diverged")
+                seen[i].append(square(10 * i + step))
+            return threading.current_thread().name
+        return go
+
+    results = Lockstep().run([job(i) for i in range(3)])
+    assert [ok for ok, _ in results] == [True, False, True]
+    assert isinstance(results[1][1], FloatingPointError)
+    assert seen[0] == [0, 1, 4, 9] and seen[2] == [400, 441, 484, 529] and seen[1] == [100, 121]
+    assert calls == [3, 3, 2, 2]              # the failed run leaves the batch; the others keep batching
+    assert square(3) == 9                     # outside a population: a plain call
+
+
+def test_run_features_paths_agree(float64, images):
+    from atslib.batched import run_features, stacked
+    from conftest import tiny_model
+    models = [tiny_model(images, seed=s) for s in range(3)]
+    P = stacked([dict(m.named_parameters()) for m in models])
+    x = torch.rand(3, 7, 1, 28, 28)
+    want = torch.stack([m.features(dict(m.named_parameters()), x[r]) for r, m in enumerate(models)])
+    for how in ("loop", "grouped", "vmap"):
+        got = run_features(models[0], P, x, how)
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-12), how
+        g = torch.autograd.grad(got.square().sum(), [P["conv0.weight"]])[0]
+        g_want = torch.autograd.grad(models[1].features(dict(models[1].named_parameters()), x[1]).square().sum(),
+                                     [models[1].conv0.weight])[0]
+        assert torch.allclose(g[1], g_want, rtol=1e-8, atol=1e-12), how
+    with pytest.raises(ValueError, match="allowed"):
+        run_features(models[0], P, x, "magic")
+
+
+def test_train_seeds_writes_ordinary_run_directories(tmp_path):
+    from atslib.contract import check_run
+    out = tmp_path / "pop"
+    args = ["--method", "ats", "--steps", "3", "--eval-every", "3", "--n-val-tasks", "4", "--n-test-tasks", "6",
+            "--pool-size", "4", "--queries", "5", "--width", "8", "--noise-ratio", "0.5", "--pool-log-every", "1"]
+    r = subprocess.run([sys.executable, "-m", "atslib", "train", *args, "--seeds", "0,1", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.strip().splitlines()]
+    assert [row["seed"] for row in rows] == [0, 1]
+    for s in (0, 1):
+        d = out / f"ats-s{s}"
+        assert check_run(d) == []
+        assert json.loads((d / "summary.json").read_text())["seed"] == s
+    bad = subprocess.run([sys.executable, "-m", "atslib", "train", *args, "--seeds", "0,0", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "--seeds '0,0'" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_sweep_population_executor_matches_the_local_one(tmp_path):
+    from test_sweep import summaries, write_grid
+
+    from atslib.sweep import run_sweep
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "config": {"noise_ratio": 0.5}, "methods": ["uniform", "ats"],
+                                          "seeds": [0, 1]}])
+    assert run_sweep(g, tmp_path / "p" / "g", executor="population", progress=False) == 0
+    run_sweep(g, tmp_path / "l" / "g", progress=False)
+    a, b = summaries(tmp_path / "p" / "g"), summaries(tmp_path / "l" / "g")
+    assert a.keys() == b.keys() and len(a) == 4
+    for k in a:
+        assert a[k]["test_mean"] == pytest.approx(b[k]["test_mean"], abs=0.02), k
