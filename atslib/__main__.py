@@ -150,8 +150,11 @@ def cmd_train_population(args) -> int:
         raise ConfigError("--seed with --seeds: allowed: one of them")
     seeds = parse_seeds(args.seeds)
     base = config_from_args(args)
-    cfgs = [base.replace(seed=s, init=base.init.format(seed=s) if base.init else base.init) for s in seeds]
-    outs = [args.out.format(seed=s) if "{seed}" in args.out else str(Path(args.out) / f"{base.method}-s{s}")
+    cfgs = [base.replace(seed=s, init=base.init.replace("{seed}", str(s)) if base.init else base.init) for s in seeds]
+    for c in cfgs:                       # before any run is built (and --overwrite deletes its folder)
+        if c.init and not (Path(c.init) / "best.pt").is_file():
+            raise ConfigError(f"--init {c.init}: no best.pt there; allowed: a finished run directory")
+    outs = [args.out.replace("{seed}", str(s)) if "{seed}" in args.out else str(Path(args.out) / f"{base.method}-s{s}")
             for s in seeds]
     members = train_population(cfgs, outs, resume=args.resume, overwrite=args.overwrite)
     failed = 0

@@ -269,13 +269,16 @@ def _update(reqs):
         ok.append(r)
     if ok:
         g = torch.autograd.grad(total, list(P.values()))
-        for r in ok:
-            opt = a[r]["state"].opt
-            opt.zero_grad(set_to_none=True)
-            for prm, gk in zip(models[r].parameters(), g):
-                prm.grad = gk[r].clone()
-            opt.step()
-            results[r] = (losses[r], scores[r])
+        for r in ok:                     # from here on, errors are the run's own (its Adam may have moved)
+            try:
+                opt = a[r]["state"].opt
+                opt.zero_grad(set_to_none=True)
+                for prm, gk in zip(models[r].parameters(), g):
+                    prm.grad = gk[r].clone()
+                opt.step()
+                results[r] = (losses[r], scores[r])
+            except Exception as e:       # noqa: BLE001
+                results[r] = e
     return results
 
 

@@ -44,9 +44,16 @@ class Request:
             return self.fn(*self.args, **self.kwargs)
 
 
+class PopulationAborted(RuntimeError):
+    """Raised in every run's thread when the population as a whole stops (Ctrl-C, a bug)."""
+
+
 def register(kind: str, key: Callable, run: Callable) -> None:
     """Register the batched implementation of ``kind``: ``run(requests)`` returns one result per
-    request, an exception instance standing for that request's error."""
+    request, an exception instance standing for that request's error. When ``run`` raises (say,
+    out of memory for R runs at once), the calls are served one by one instead, so ``run`` must
+    raise only before it has changed anything (an optimizer step, a cache); ``key(request)``
+    returns None for a call that must be served alone."""
     BATCHED[kind] = (key, run)
 
 
@@ -83,6 +90,8 @@ class Lockstep:
         self.pending: dict[int, Request] = {}
         self.results: dict[int, tuple[bool, object]] = {}
         self.live: set[int] = set()
+        self.aborted: BaseException | None = None
+        self.waiting: set[int] = set()       # runs inside ``call`` (pending, or being served)
         self.epoch: dict[int, int] = {}      # run -> steps started
         self.seen_epoch, self.seen = -1, []  # the kinds called so far in the lowest step, in order
         self.rounds = 0                      # dispatch rounds
@@ -92,9 +101,13 @@ class Lockstep:
     def call(self, req: Request):
         me = _local.run_id
         with self.cv:
+            if self.aborted is not None:
+                raise PopulationAborted(f"the population stopped: {self.aborted!r}")
             self.pending[me] = req
+            self.waiting.add(me)
             self.cv.notify_all()
             self.cv.wait_for(lambda: me in self.results)
+            self.waiting.discard(me)
             ok, value = self.results.pop(me)
         if not ok:
             raise value
@@ -119,18 +132,29 @@ class Lockstep:
         threads = [threading.Thread(target=worker, args=(i, j), daemon=True) for i, j in enumerate(jobs)]
         for t in threads:
             t.start()
-        while True:
+        try:
+            while True:
+                with self.cv:
+                    self.cv.wait_for(lambda: all(i in self.pending for i in self.live))
+                    if not self.live:
+                        break
+                    batch = self.serve_now()
+                    for i in batch:
+                        del self.pending[i]
+                results = self.execute(batch)
+                with self.cv:
+                    self.results.update(results)
+                    self.cv.notify_all()
+        except BaseException as e:          # Ctrl-C or a bug here: every run stops (raising in its thread)
             with self.cv:
-                self.cv.wait_for(lambda: all(i in self.pending for i in self.live))
-                if not self.live:
-                    break
-                batch = self.serve_now()
-                for i in batch:
-                    del self.pending[i]
-            results = self.execute(batch)
-            with self.cv:
-                self.results.update(results)
+                self.aborted = e
+                for i in self.waiting - set(self.results):     # waiting or being served: stop them all
+                    self.results[i] = (False, PopulationAborted(f"the population stopped: {e!r}"))
+                self.pending.clear()
                 self.cv.notify_all()
+            for t in threads:
+                t.join()
+            raise
         for t in threads:
             t.join()
         return outcome
@@ -163,22 +187,26 @@ class Lockstep:
         groups: dict[tuple, list[int]] = {}
         for i in sorted(batch):
             req = batch[i]
-            key = BATCHED[req.kind][0](req) if req.kind in BATCHED else None
-            groups.setdefault((req.kind, key, req.grad) if key is not None else ("direct", i), []).append(i)
+            key = _safe(lambda req=req: BATCHED[req.kind][0](req)) if req.kind in BATCHED else None
+            if key is not None and not isinstance(key, Exception):
+                groups.setdefault((req.kind, key, req.grad), []).append(i)
+            else:                               # no batched path, or its key failed: the plain call
+                groups[("direct", i)] = [i]
         out = {}
         for (kind, *_), ids in groups.items():
             reqs = [batch[i] for i in ids]
-            if kind == "direct" or len(reqs) == 1:
+            values = None
+            if kind != "direct" and len(reqs) > 1:
+                with torch.set_grad_enabled(reqs[0].grad):
+                    values = _safe(lambda kind=kind, reqs=reqs: BATCHED[kind][1](reqs))
+                if isinstance(values, Exception) or len(values) != len(reqs):
+                    values = None               # the batched path failed before any side effect: run by run
+                else:
+                    self.batched[kind] += len(reqs)
+            if values is None:
                 self.direct.update(r.kind for r in reqs)
                 values = [_safe(r.direct) for r in reqs]
-            else:
-                self.batched[kind] += len(reqs)
-                with torch.set_grad_enabled(reqs[0].grad):
-                    try:
-                        values = BATCHED[kind][1](reqs)
-                    except Exception as e:     # a bug in a batched path must not hang the population
-                        values = [e] * len(reqs)
-            for i, v in zip(ids, values):
+            for i, v in zip(ids, values, strict=True):
                 out[i] = (not isinstance(v, BaseException), v)
         return out
 
@@ -190,4 +218,4 @@ def _safe(fn):
         return e
 
 
-__all__ = ["batchable", "register", "tick", "Lockstep", "Request", "BATCHED", "in_population"]
+__all__ = ["batchable", "register", "tick", "Lockstep", "Request", "BATCHED", "PopulationAborted", "in_population"]

@@ -41,12 +41,16 @@ def _steps(run: Run, start: int, n: int):
 def time_population(s: dict, method: str, R: int, device: str) -> dict:
     runs = _runs(s, method, R, device)
     dev = runs[0].setup.device
-    Lockstep().run([_steps(r, 0, s["warmup"]) for r in runs])
+    if not all(ok for ok, _ in Lockstep().run([_steps(r, 0, s["warmup"]) for r in runs])):
+        raise RuntimeError("bench --population: a run failed in the warm-up")
     _sync(dev)
     lock = Lockstep()
     t0 = time.perf_counter()
-    lock.run([_steps(r, s["warmup"], s["repeats"]) for r in runs])
+    outcome = lock.run([_steps(r, s["warmup"], s["repeats"]) for r in runs])
     _sync(dev)
+    failed = [repr(v) for ok, v in outcome if not ok]
+    if failed:
+        raise RuntimeError(f"bench --population: {len(failed)} of {R} runs failed: {failed[0]}")
     per_iter = (time.perf_counter() - t0) / s["repeats"]
     calls = sum(lock.batched.values()) + sum(lock.direct.values())
     return {"R": R, "seconds_per_iter": per_iter, "seconds_per_run_iter": per_iter / R,

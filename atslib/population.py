@@ -27,8 +27,9 @@ VARYING = ("seed", "init", "noise_ratio", "flip_prob", "noise_scale", "outer_lr"
 
 @dataclass
 class Member:
-    """One run of a population, after training: its ``Run`` and, where it failed, the error."""
-    run: Run
+    """One run of a population, after training: its ``Run`` (None if it could not be built) and,
+    where it failed, the error."""
+    run: Run | None
     error: BaseException | None = None
 
     @property
@@ -66,9 +67,17 @@ def train_population(cfgs: list[Config], outs: list | None = None, resume: bool 
         diff = sorted(k for k in a if a[k] != b[k] and k not in VARYING)
         raise ConfigError(f"population: options {diff} differ between runs; allowed to differ: {', '.join(VARYING)}")
     outs = outs if outs is not None else [None] * len(cfgs)
-    runs = [Run(c, o, resume=resume, overwrite=overwrite) for c, o in zip(cfgs, outs)]
-    results = (lockstep or Lockstep()).run([r.train for r in runs])
-    return [Member(r, None if ok else value) for r, (ok, value) in zip(runs, results)]
+    members = []
+    for c, o in zip(cfgs, outs):         # a run that cannot be built (say, a checkpoint of other options) fails alone
+        try:
+            members.append(Member(Run(c, o, resume=resume, overwrite=overwrite)))
+        except Exception as e:           # noqa: BLE001
+            members.append(Member(None, e))
+    live = [m for m in members if m.ok]
+    results = (lockstep or Lockstep()).run([m.run.train for m in live])
+    for m, (ok, value) in zip(live, results):
+        m.error = None if ok else value
+    return members
 
 
 __all__ = ["Member", "VARYING", "compatible_key", "group", "train_population"]

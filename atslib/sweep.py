@@ -85,7 +85,11 @@ def train_one(config: dict, out: str, ship: bool = False) -> dict:
 def train_specs_together(specs: list[RunSpec]) -> list[tuple]:
     """Train (or resume) compatible runs as one population; (spec, result or None, error or None) each."""
     _quiet_env()
-    members = train_population([Config.from_dict(s.config) for s in specs], [str(s.dir) for s in specs], resume=True)
+    try:
+        members = train_population([Config.from_dict(s.config) for s in specs], [str(s.dir) for s in specs],
+                                   resume=True)
+    except Exception as e:  # noqa: BLE001 - one failed population must not stop the sweep
+        return [(s, None, f"{type(e).__name__}: {e}") for s in specs]
     return [(s, {"summary": m.run.summary}, None) if m.ok else (s, None, f"{type(m.error).__name__}: {m.error}")
             for s, m in zip(specs, members)]
 

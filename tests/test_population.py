@@ -121,9 +121,9 @@ def test_runs_of_different_shapes_cannot_share_a_population():
         train_population([a, c])
 
 
-def test_a_failing_run_stops_alone():
+def test_a_failing_run_stops_alone(request):
     """Lockstep: a job that raises ends alone; the others' batched calls go on and get their own results."""
-    from atslib.lockstep import Lockstep, batchable, register
+    from atslib.lockstep import BATCHED, Lockstep, batchable, register
 
     @batchable("test-square")
     def square(x):
@@ -136,6 +136,7 @@ def test_a_failing_run_stops_alone():
         return [r.args[0] ** 2 for r in reqs]
 
     register("test-square", lambda req: "k", batched_square)
+    request.addfinalizer(lambda: BATCHED.pop("test-square", None))
     seen = {i: [] for i in range(3)}
 
     def job(i):
@@ -190,6 +191,11 @@ def test_train_seeds_writes_ordinary_run_directories(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "atslib", "train", *args, "--seeds", "0,0", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "--seeds '0,0'" in bad.stderr and not (tmp_path / "x").exists()
+    no_init = subprocess.run([sys.executable, "-m", "atslib", "train", *args, "--seeds", "0,1", "--init",
+                              str(out / "ats-s{seed}x"), "--out", str(out), "--overwrite"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert no_init.returncode == 2 and "ats-s0x: no best.pt" in no_init.stderr
+    assert check_run(out / "ats-s0") == []          # --overwrite deleted nothing before the check
 
 
 def test_sweep_population_executor_matches_the_local_one(tmp_path):
@@ -204,3 +210,53 @@ def test_sweep_population_executor_matches_the_local_one(tmp_path):
     assert a.keys() == b.keys() and len(a) == 4
     for k in a:
         assert a[k]["test_mean"] == pytest.approx(b[k]["test_mean"], abs=0.02), k
+
+
+def test_a_failing_batched_path_falls_back_and_an_abort_stops_every_run(request):
+    """A batched implementation that raises (or returns too few results) is replaced by the plain
+    calls; a key that raises sends its call alone; an exception in the main thread (Ctrl-C) stops
+    every run's thread instead of leaving it waiting."""
+    from atslib.lockstep import BATCHED, Lockstep, PopulationAborted, batchable, register
+
+    @batchable("test-cube")
+    def cube(x):
+        return x ** 3
+
+    request.addfinalizer(lambda: BATCHED.pop("test-cube", None))
+    for key, run in ((lambda req: "k", lambda reqs: 1 / 0), (lambda req: "k", lambda reqs: [0]),
+                     (lambda req: 1 / 0, lambda reqs: [0] * len(reqs))):
+        register("test-cube", key, run)
+        lock = Lockstep()
+        results = lock.run([lambda i=i: [cube(i + t) for t in range(3)] for i in range(3)])
+        assert [v for _, v in results] == [[(i + t) ** 3 for t in range(3)] for i in range(3)]
+        assert sum(lock.direct.values()) == 9 and not lock.batched
+
+    lock = Lockstep()
+    lock.execute = lambda batch: (_ for _ in ()).throw(KeyboardInterrupt())     # Ctrl-C while serving
+    before = threading.active_count()
+    errors = []
+
+    def job(i):
+        try:
+            return cube(i)
+        except PopulationAborted as e:
+            errors.append(e)
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        lock.run([lambda i=i: job(i) for i in range(3)])
+    assert isinstance(lock.aborted, KeyboardInterrupt) and len(errors) == 3
+    assert threading.active_count() <= before          # every run's thread has ended
+
+
+def test_a_run_that_cannot_be_built_fails_alone(tmp_path):
+    """A run directory holding another config's checkpoint fails its own run; the others train."""
+    from atslib.population import train_population
+    a = tiny_config(seed=0, steps=2, eval_every=2)
+    other = tiny_config(seed=1, steps=2, eval_every=2, meta_batch=1)
+    train_population([other], [tmp_path / "r1"])
+    (tmp_path / "r1" / "summary.json").unlink()
+    b = tiny_config(seed=1, steps=2, eval_every=2)
+    members = train_population([a, b], [tmp_path / "r0", tmp_path / "r1"], resume=True)
+    assert members[0].ok and members[0].run.summary["steps_done"] == 2
+    assert not members[1].ok and members[1].run is None and "differ" in str(members[1].error)
