@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-shared-fs", dest="shared_fs", action="store_false",
                    help="ray executor: workers never use the driver's folders (checkpoints travel through the "
                         "driver), as on a cluster without a shared file system")
+    s.add_argument("--populations", action="store_true",
+                   help="ray executor: one Ray task per population of compatible runs (the same cell and method), "
+                        "trained in lockstep on its worker (a GPU each, with --num-gpus 1)")
     s.add_argument("--limit", type=int, default=None, help="train at most this many unfinished runs, then stop")
     s.add_argument("--only", nargs="+", default=None, help="only these cells or methods")
     s.add_argument("--seeds", nargs="+", type=int, default=None, help="only runs with these seeds")
@@ -209,7 +212,7 @@ def main(argv=None) -> int:
         if args.command == "sweep":
             return run_sweep(args.grid, args.out, args.executor, args.address, args.workers, args.scale,
                              args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet, args.seeds,
-                             args.shared_fs)
+                             args.shared_fs, args.populations)
         if args.command == "bench":
             return population_bench_main(args) if args.population else bench_main(args)
         if args.command == "report":

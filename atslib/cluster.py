@@ -20,7 +20,9 @@ after its driver died sends each unfinished run's checkpoint from ``--out`` alon
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from pathlib import Path
 from .config import Config
 from .grid import RECORD_FILES, GridError, RunSpec
 from .loop import Run
+from .population import group, train_population
 from .store import RunError, atomic_write, load_torch
 
 # seconds: a cluster that does not answer by then is reported, not waited for (ATSLIB_RAY_CONNECT_TIMEOUT)
@@ -358,6 +361,80 @@ def _write_files(folder: Path, files: dict) -> None:
         atomic_write(folder / f, data)
 
 
+def _shared(out: str, marker: str | None) -> bool:
+    """Whether this worker sees the driver's --out (the marker the driver wrote there reads back)."""
+    m = Path(out).parent.parent / MARKER
+    return bool(marker) and m.is_file() and m.read_text().strip() == marker
+
+
+def _place(name: str, config: dict, target: Path, init_files: dict, ckpt: tuple | None, board) -> str:
+    """Prepare a run's folder on a worker without the driver's file system: its --init start at the
+    path the config names, and the newest checkpoint it is given (the board's, from an earlier
+    attempt in this sweep, or the driver's ``ckpt`` from --out); returns where that came from."""
+    import ray
+
+    init = config.get("init")
+    if init and not (Path(init) / "best.pt").is_file():
+        _write_files(Path(init), init_files)
+    try:
+        latest = ray.get(board.latest.remote(name), timeout=CALL_TIMEOUT)
+    except (ray.exceptions.RayError, TimeoutError):     # a board restarted with its node: the driver's copy
+        latest = None
+    best, source = None, "step 0"
+    for got, where in ((ckpt, "the driver's --out"), (latest, "the board")):
+        if got is not None and (best is None or got[0] > best[0]):
+            best, source = got, where
+    if best is not None:
+        _write_files(target, best[1])
+    return source
+
+
+def _watch(name: str, run: Run, target: Path, shared: bool, board, node: str, source: str) -> list:
+    """Tell the board the run started; return its progress callback; without the driver's file
+    system, send every checkpoint the run writes to the board too."""
+    import ray
+
+    board.started.remote(name, run.step, run.cfg.steps, node, source)
+    last = [0.0]
+
+    def progress(rec, r):
+        now = time.monotonic()
+        if now - last[0] > POLL / 2:
+            last[0] = now
+            board.step.remote(name, r.step)
+
+    if not shared:
+        write = run.checkpoint
+
+        def checkpoint():              # every checkpoint written here is sent to the driver too
+            write()
+            files = {f: (target / f).read_bytes() for f in CHECKPOINT_FILES if (target / f).is_file()}
+            try:
+                ray.get(board.checkpoint.remote(name, run.step, files), timeout=CALL_TIMEOUT)
+            except (ray.exceptions.RayError, TimeoutError):  # the next checkpoint goes instead
+                pass
+
+        run.checkpoint = checkpoint
+    return [progress]
+
+
+def _records(target: Path) -> dict:
+    return {f: (target / f).read_bytes() for f in RECORD_FILES if (target / f).is_file()}
+
+
+@contextlib.contextmanager
+def _workdir(cwd: str, shared: bool):
+    """The driver's folder when shared, else a temporary one removed afterwards."""
+    tmp = None if shared else tempfile.mkdtemp(prefix="atslib-ray-")
+    os.chdir(cwd if shared else tmp)
+    try:
+        yield tmp
+    finally:
+        if tmp is not None:
+            os.chdir(cwd if Path(cwd).is_dir() else tempfile.gettempdir())
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def ray_task(name: str, config: dict, out: str, cwd: str, marker: str | None, init_files: dict,
              ckpt: tuple | None, board) -> dict:
     """Train (or resume) one run on a Ray worker. With the driver's file system (``marker`` readable)
@@ -368,64 +445,48 @@ def ray_task(name: str, config: dict, out: str, cwd: str, marker: str | None, in
 
     os.environ.setdefault("TQDM_DISABLE", "1")
     node = ray.get_runtime_context().get_node_id()
-    shared = bool(marker) and (Path(out).parent.parent / MARKER).is_file() and \
-        (Path(out).parent.parent / MARKER).read_text().strip() == marker
-    tmp = None
-    if shared:
-        os.chdir(cwd)
-        target = Path(out)
-        source = "its folder"
-    else:
-        tmp = tempfile.mkdtemp(prefix="atslib-ray-")
-        os.chdir(tmp)
-        init = config.get("init")
-        if init and not (Path(init) / "best.pt").is_file():
-            _write_files(Path(init), init_files)      # the --init start at the path the config names
-        target = Path(tmp) / "run"
-        try:
-            latest = ray.get(board.latest.remote(name), timeout=CALL_TIMEOUT)
-        except (ray.exceptions.RayError, TimeoutError):     # a board restarted with its node: the driver's copy
-            latest = None
-        best, source = None, "step 0"
-        for got, where in ((ckpt, "the driver's --out"), (latest, "the board")):
-            if got is not None and (best is None or got[0] > best[0]):
-                best, source = got, where
-        if best is not None:
-            _write_files(target, best[1])
-    try:
+    shared = _shared(out, marker)
+    with _workdir(cwd, shared) as tmp:
+        target = Path(out) if shared else Path(tmp) / "run"
+        source = "its folder" if shared else _place(name, config, target, init_files, ckpt, board)
         run = Run(Config.from_dict(config), target, resume=True)
-        board.started.remote(name, run.step, run.cfg.steps, node, source)
-        last = [0.0]
-
-        def progress(rec, r):
-            now = time.monotonic()
-            if now - last[0] > POLL / 2:
-                last[0] = now
-                board.step.remote(name, r.step)
-
-        if not shared:
-            write = run.checkpoint
-
-            def checkpoint():              # every checkpoint written here is sent to the driver too
-                write()
-                files = {f: (target / f).read_bytes() for f in CHECKPOINT_FILES if (target / f).is_file()}
-                try:
-                    ray.get(board.checkpoint.remote(name, run.step, files), timeout=CALL_TIMEOUT)
-                except (ray.exceptions.RayError, TimeoutError):  # the next checkpoint goes instead
-                    pass
-
-            run.checkpoint = checkpoint
+        callbacks = _watch(name, run, target, shared, board, node, source)
         try:
-            run.train([progress])
+            run.train(callbacks)
         finally:
             board.ended.remote(name)
-        files = {f: (target / f).read_bytes() for f in RECORD_FILES if (target / f).is_file()}
-        return {"summary": run.summary, "files": files}
-    finally:
-        if tmp is not None:
-            os.chdir(cwd if Path(cwd).is_dir() else tempfile.gettempdir())
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
+        return {"summary": run.summary, "files": _records(target)}
+
+
+def ray_population_task(items: list[dict], cwd: str, marker: str | None, board) -> list[dict]:
+    """Train (or resume) compatible runs as one population on a Ray worker (``items``: per run its
+    name, config, out, init_files and ckpt, as for ``ray_task``); per run {"summary", "files"} or
+    {"error"}. A run that fails stops alone; a worker that dies retries the task, and each run
+    resumes from its newest checkpoint."""
+    import ray
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    node = ray.get_runtime_context().get_node_id()
+    shared = _shared(items[0]["out"], marker)
+    with _workdir(cwd, shared) as tmp:
+        targets, sources = [], []
+        for i, it in enumerate(items):
+            target = Path(it["out"]) if shared else Path(tmp) / f"run{i}"
+            targets.append(target)
+            sources.append("its folder" if shared else _place(it["name"], it["config"], target, it["init_files"],
+                                                              it["ckpt"], board))
+
+        def prepare(i, run):
+            return _watch(items[i]["name"], run, targets[i], shared, board, node, sources[i])
+
+        try:
+            members = train_population([Config.from_dict(it["config"]) for it in items], targets, resume=True,
+                                       prepare=prepare)
+        finally:
+            for it in items:
+                board.ended.remote(it["name"])
+        return [{"summary": m.run.summary, "files": _records(t)} if m.ok else {"error": _task_error(m.error)}
+                for m, t in zip(members, targets)]
 
 
 def _task_error(e: BaseException) -> str:
@@ -473,16 +534,21 @@ def open_cluster(address: str | None, num_cpus: float, num_gpus: float) -> Conne
 
 
 def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, workers=None, num_cpus=1, num_gpus=0,
-            shared_fs=True, say=None, label="sweep") -> None:
+            shared_fs=True, say=None, label="sweep", populations: bool = False) -> None:
     """Run ``todo`` as Ray tasks; ``done(spec, result)`` / ``done(spec, error=...)`` as each ends.
-    ``workers``: at most this many runs at once (None: as many as the cluster's resources allow)."""
+    ``workers``: at most this many tasks at once (None: as many as the cluster's resources allow).
+    ``populations``: one task per population of compatible runs (``atslib.population``), each
+    task with ``num_cpus``/``num_gpus``, instead of one task per run."""
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     marker_path = out / MARKER
     try:
-        fit = int(min(conn.cpus // num_cpus if num_cpus else len(todo) or 1,
-                      conn.gpus // num_gpus if num_gpus else len(todo) or 1)) or 1
-        cap = min(workers or fit, max(len(todo), 1))
-        say(f"{conn.describe()}; each run {num_cpus:g} CPU{'s' * (num_cpus != 1)}"
+        groups = ([[todo[i] for i in ids] for ids in group([Config.from_dict(s.config) for s in todo])]
+                  if populations else [[s] for s in todo])
+        fit = int(min(conn.cpus // num_cpus if num_cpus else len(groups) or 1,
+                      conn.gpus // num_gpus if num_gpus else len(groups) or 1)) or 1
+        cap = min(workers or fit, max(len(groups), 1))
+        unit = f"population ({len(todo)} runs in {len(groups)})" if populations else "run"
+        say(f"{conn.describe()}; each {unit} {num_cpus:g} CPU{'s' * (num_cpus != 1)}"
             f"{f', {num_gpus:g} GPU' if num_gpus else ''}: up to {cap} at once"
             f"{' (--workers)' if workers else ''}")
         if not todo:
@@ -499,15 +565,22 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
         board = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(Board).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(home, soft=not heads)).remote()
         task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=3)(ray_task)
+        pop_task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=3)(ray_population_task)
         cwd = os.getcwd()
-        queue, refs = list(todo), {}
+        queue, refs = list(groups), {}
 
         def submit():
             while queue and len(refs) < cap:
-                s = queue.pop(0)
-                ref = task.remote(s.name, s.config, str(s.dir.resolve()), cwd, marker, _init_files(s.config),
-                                  _driver_checkpoint(s), board)    # for a worker that cannot see --out
-                refs[ref] = s
+                g = queue.pop(0)
+                items = [dict(name=s.name, config=s.config, out=str(s.dir.resolve()), init_files=_init_files(s.config),
+                              ckpt=_driver_checkpoint(s)) for s in g]        # for a worker that cannot see --out
+                if populations:
+                    ref = pop_task.remote(items, cwd, marker, board)
+                else:
+                    it = items[0]
+                    ref = task.remote(it["name"], it["config"], it["out"], cwd, marker, it["init_files"], it["ckpt"],
+                                      board)
+                refs[ref] = g
 
         by_name = {s.name: s for s in todo}
         seen, n_events, peak, finished = 0, 0, 0, 0
@@ -540,14 +613,14 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
         def show(running: dict) -> None:
             if bar is None:
                 return
-            live = {s.name for s in refs.values()}
+            live = {s.name for g in refs.values() for s in g}
             running = {r: v for r, v in running.items() if r in live}
             frac = sum(min(1.0, v["step"] / max(v["steps"], 1)) for v in running.values())
             bar.n = round(base + finished + frac, 2)
-            # submitted, not training yet: those the cluster has room for are starting (a worker imports
-            # torch), the others wait for resources (other jobs on the cluster are not counted)
-            not_started = len(refs) - len(running)
-            starting = min(not_started, max(fit - len(running), 0))
+            # tasks submitted, not training yet: those the cluster has room for are starting (a worker
+            # imports torch), the others wait for resources (other jobs on the cluster are not counted)
+            not_started = sum(not any(s.name in running for s in g) for g in refs.values())
+            starting = min(not_started, max(fit - (len(refs) - not_started), 0))
             items = ", ".join(f"{r} {v['step']}/{v['steps']}" for r, v in sorted(running.items())[:4])
             parts = [f"running {len(running)}" + (f" [{items}{' ...' if len(running) > 4 else ''}]" if items else "")]
             if starting:
@@ -565,17 +638,21 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
                 last = time.monotonic()
                 running = sync()
             for ref in ready:
-                s = refs.pop(ref)
-                if bar is not None:
-                    bar.n = base + finished          # done() counts the run itself
+                g = refs.pop(ref)
                 try:
                     result = ray.get(ref, timeout=CALL_TIMEOUT)
+                    results = result if populations else [result]
                 except Exception as e:  # noqa: BLE001 - one failed run must not stop the sweep
-                    done(s, error=_task_error(e))
-                else:
-                    done(s, result)
-                board.finished.remote(s.name)
-                finished += 1
+                    results = [{"error": _task_error(e)}] * len(g)
+                for s, r in zip(g, results):
+                    if bar is not None:
+                        bar.n = base + finished          # done() counts the run itself
+                    if "error" in r:
+                        done(s, error=r["error"])
+                    else:
+                        done(s, r)
+                    board.finished.remote(s.name)
+                    finished += 1
                 submit()
             show(running)
         try:

@@ -56,9 +56,10 @@ def group(cfgs: list[Config], max_size: int | None = None) -> list[list[int]]:
 
 
 def train_population(cfgs: list[Config], outs: list | None = None, resume: bool = False,
-                     overwrite: bool = False, lockstep: Lockstep | None = None) -> list[Member]:
+                     overwrite: bool = False, lockstep: Lockstep | None = None, prepare=None) -> list[Member]:
     """Train the runs of ``cfgs`` (into ``outs``, one directory each, or in memory) in lockstep
-    (``lockstep``: a ``Lockstep`` to use, whose counters then tell which calls were batched)."""
+    (``lockstep``: a ``Lockstep`` to use, whose counters then tell which calls were batched;
+    ``prepare(i, run)``: called for each run once built, returns its training callbacks)."""
     if not cfgs:
         raise ConfigError("a population needs at least one run")
     keys = {compatible_key(c) for c in cfgs}
@@ -73,8 +74,13 @@ def train_population(cfgs: list[Config], outs: list | None = None, resume: bool 
             members.append(Member(Run(c, o, resume=resume, overwrite=overwrite)))
         except Exception as e:           # noqa: BLE001
             members.append(Member(None, e))
+    jobs = []
+    for i, m in enumerate(members):
+        if m.ok:
+            callbacks = prepare(i, m.run) if prepare is not None else ()
+            jobs.append(lambda run=m.run, cbs=callbacks: run.train(cbs))
     live = [m for m in members if m.ok]
-    results = (lockstep or Lockstep()).run([m.run.train for m in live])
+    results = (lockstep or Lockstep()).run(jobs)
     for m, (ok, value) in zip(live, results):
         m.error = None if ok else value
     return members

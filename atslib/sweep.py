@@ -183,23 +183,24 @@ def _check_inits(specs: list[RunSpec]) -> None:
 def run_sweep(grid_path, out, executor: str = "local", address: str | None = None, workers: int | None = None,
               scale: str = "cpu", num_cpus: float = 1, num_gpus: float = 0, limit: int | None = None,
               only: list[str] | None = None, progress: bool = True, seeds: list[int] | None = None,
-              shared_fs: bool = True) -> int:
+              shared_fs: bool = True, populations: bool = False) -> int:
     """Run every unfinished run of the grid; returns 0 when all are done (the CLI's exit code).
 
     ``workers``: the most runs at once (None: local and process 1, ray as many as fit the cluster).
     ``shared_fs=False`` (ray): workers never use the driver's folders, as on a cluster without a
-    shared file system (checkpoints travel through the driver)."""
+    shared file system (checkpoints travel through the driver). ``populations`` (ray): one Ray task
+    per population of compatible runs instead of one per run."""
     ray_conn: list = []            # the Ray connection this sweep opened (closed whatever happens)
     try:
         return _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_gpus, limit, only,
-                          progress, seeds, shared_fs, ray_conn)
+                          progress, seeds, shared_fs, ray_conn, populations)
     finally:
         for conn in ray_conn:
             conn.close()
 
 
 def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_gpus, limit, only, progress, seeds,
-               shared_fs, ray_conn) -> int:
+               shared_fs, ray_conn, populations=False) -> int:
     if executor not in EXECUTORS:
         raise GridError(f"--executor {executor!r}: allowed: {', '.join(EXECUTORS)}")
     if workers is not None and (type(workers) is not int or workers < 1):
@@ -207,8 +208,8 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
     if executor == "local" and workers not in (None, 1):
         raise GridError(f"--workers {workers}: the local executor runs one run at a time; allowed: --workers 1, "
                         f"or --executor process / ray for {workers} at once")
-    if executor != "ray" and (address is not None or not shared_fs):
-        opt = "--address" if address is not None else "--no-shared-fs"
+    if executor != "ray" and (address is not None or not shared_fs or populations):
+        opt = "--address" if address is not None else ("--no-shared-fs" if not shared_fs else "--populations")
         raise GridError(f"{opt}: only for --executor ray; allowed: --executor ray {opt} ...")
     if executor == "ray":
         for opt, v, lo in (("--num-cpus", num_cpus, 0), ("--num-gpus", num_gpus, 0)):
@@ -299,7 +300,7 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
             (bar.write(line, file=sys.stderr) if progress else print(line, file=sys.stderr, flush=True))
 
         cluster.run_ray(ray_conn[0], todo, out, done, bar if progress else None, workers=workers, num_cpus=num_cpus,
-                num_gpus=num_gpus, shared_fs=shared_fs, say=say, label=f"sweep {name}")
+                num_gpus=num_gpus, shared_fs=shared_fs, say=say, label=f"sweep {name}", populations=populations)
     bar.close()
     df = write_tables(every, out, name)
     n_done = int((df["status"] == "done").sum())

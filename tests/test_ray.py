@@ -211,6 +211,33 @@ def test_local_ray_is_fresh_even_beside_another_cluster_and_matches_local(tmp_pa
         assert {n: a[k][n] for n in NUMBERS} == {n: b[k][n] for n in NUMBERS}
 
 
+def test_populations_as_ray_tasks_without_a_shared_folder_match_local(tmp_path, cluster, capfd):
+    """--populations: one Ray task per population of compatible runs (here 2: the four uniform runs
+    of both cells, whose configs differ only in --init, and the two ats runs), trained in lockstep in
+    worker folders of their own; the same summaries as --executor local; the runs that cannot start
+    (a bad --init) fail alone, with their own error."""
+    from atslib.sweep import run_sweep
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "best.pt").write_text("not a checkpoint")
+    bad = {"name": "b", "methods": ["uniform"], "seeds": [0, 1], "config": {"init": str(tmp_path / "bad")}}
+    g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0, 1]}, bad])
+    out = tmp_path / "r" / "g"
+    assert run_sweep(g, out, executor="ray", address=cluster["address"], populations=True, shared_fs=False,
+                     progress=False) == 1
+    assert "each population (6 runs in 2)" in capfd.readouterr().err
+    failed = (out / "b" / "uniform-s1" / "FAILED").read_text()
+    assert failed.startswith("RunError: ") and "ray::" not in failed, failed
+    status = pd.read_csv(out / "summary.csv").set_index("run")["status"].to_dict()
+    assert [k for k, v in status.items() if v != "done"] == ["b/uniform-s0", "b/uniform-s1"]
+    run_sweep(g, tmp_path / "l" / "g", progress=False)
+    a, b = summaries(out), summaries(tmp_path / "l" / "g")
+    assert a.keys() == b.keys() and len(a) == 4
+    for k in a:
+        assert {n: a[k][n] for n in NUMBERS} == pytest.approx({n: b[k][n] for n in NUMBERS}, rel=1e-5), k
+    with pytest.raises(Exception, match="--populations: only for --executor ray"):
+        run_sweep(g, tmp_path / "x" / "g", populations=True, progress=False)
+
+
 # -- two nodes without a shared folder: a node dies, then the driver -----------------------------------
 def test_two_nodes_without_shared_folder_resume_after_a_node_and_the_driver_die(tmp_path, cluster):
     """Workers train in folders of their own (--no-shared-fs) and send checkpoints to the driver.
