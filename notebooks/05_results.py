@@ -240,6 +240,8 @@ show(aucs, "05_noise_auc")
 # (1-shot, 5-shot) and 3000 steps (1-shot); ATS with the authors' warm-up (100 steps) in
 # `1-shot warm-up`. Mean ± 95% t-CI over seeds (n in brackets where fewer than 3), then ATS against
 # each method over seeds, and validation accuracy against steps (step 0: the shared start).
+# `uniform-val` takes an extra step on meta-val tasks, so its validation accuracy is measured on
+# classes it trains on: its curve (dotted) is not comparable with the others, only its test accuracy is.
 
 # %%
 decisive_cells = {**C.DECISIVE, "1-shot warm-up": ("decisive", "1shot-warmup")}
@@ -265,14 +267,16 @@ for ax, (label, (g, c)) in zip(axes[0], decisive_cells.items()):
         ax.text(0.5, 0.5, f"{label}:\nno finished runs yet", ha="center", va="center", fontsize=9, color="grey")
         ax.set_axis_off()
         continue
-    with_lines = ax
+    if with_lines is None or lc["method"].nunique() > len(with_lines.get_lines()):
+        with_lines = ax                                   # the legend goes beside the panel with most methods
     for m, part in lc.groupby("method", sort=False):
-        ax.plot(part["step"], part["mean"] * 100, label=m, color=plots.METHOD_COLORS.get(m), lw=1.4,
-                ls="--" if m == "uniform" else "-", zorder=3 if m == "uniform" else 2)
+        ax.plot(part["step"], part["mean"] * 100, label=m + (" (trains on val tasks)" if m == "uniform-val" else ""),
+                color=plots.METHOD_COLORS.get(m), lw=1.4, ls={"uniform": "--", "uniform-val": ":"}.get(m, "-"),
+                zorder=3 if m == "uniform" else 2)
         ax.fill_between(part["step"], (part["mean"] - part["ci95"].fillna(0)) * 100,
                         (part["mean"] + part["ci95"].fillna(0)) * 100, color=plots.METHOD_COLORS.get(m), alpha=0.12)
     seeds = "–" if n.empty else f"{int(n['n'].min())}–{int(n['n'].max())}" if n["n"].nunique() > 1 else str(int(n["n"].iloc[0]))
-    ax.set_title(f"{label}: grid decisive/{c}, seeds {seeds}", fontsize=9)
+    ax.set_title(f"{label}: grid decisive/{c}, {seeds} seeds per method", fontsize=9)
     ax.set_xlabel("meta-training step"), ax.set_ylabel("validation accuracy (%)")
 if with_lines is not None:
     plots.legend_outside(with_lines)
