@@ -260,3 +260,28 @@ def test_a_run_that_cannot_be_built_fails_alone(tmp_path):
     members = train_population([a, b], [tmp_path / "r0", tmp_path / "r1"], resume=True)
     assert members[0].ok and members[0].run.summary["steps_done"] == 2
     assert not members[1].ok and members[1].run is None and "differ" in str(members[1].error)
+
+
+def test_a_run_that_diverges_stops_alone_and_the_others_are_unchanged(tmp_path):
+    """Two runs from two starts, one of them with a NaN head: that run stops with its own
+    NonFiniteError (on_nonfinite="stop"); the other gives the numbers it gives alone."""
+    from atslib.guards import NonFiniteError
+    from atslib.loop import meta_train
+    from atslib.population import train_population
+    from atslib.store import load_torch, save_torch
+    start = tiny_config(seed=0, steps=1)
+    train_population([start], [tmp_path / "good"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_bytes((tmp_path / "good" / "config.json").read_bytes())
+    best = load_torch(tmp_path / "good" / "best.pt")
+    best["model"]["head.weight"] = torch.full_like(best["model"]["head.weight"], float("nan"))
+    save_torch(bad / "best.pt", best)
+    cfgs = [tiny_config(method="ats", seed=s, steps=4, noise_ratio=0.5, init=str(d), validate_start=False)
+            for s, d in ((0, tmp_path / "good"), (1, bad))]
+    members = train_population(cfgs)
+    assert members[0].ok and not members[1].ok and isinstance(members[1].error, NonFiniteError)
+    alone = meta_train(cfgs[0])
+    assert members[0].run.summary["test_mean"] == pytest.approx(alone.summary["test_mean"], rel=1e-5)
+    assert list(members[0].run.history_frame()["train_loss"]) == pytest.approx(
+        list(alone.history_frame()["train_loss"]), rel=1e-5)
