@@ -17,17 +17,14 @@ inner loop is not batched here (it runs run by run, with the same numbers).
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
-import torch.nn.functional as F
 from torch.func import vmap
 
 from . import maml
 from .features import Factors, similarities
 from .guards import NonFiniteError, check_finite
 from .lockstep import register
-from .models import ConvNet, max_pool2_nograd
+from .models import ConvNet
 from .tasks import TaskBatch
 
 HEAD = ("head.weight", "head.bias")
@@ -62,22 +59,14 @@ def run_features(model, P: dict, x: torch.Tensor, how: str | None = None) -> tor
 
 
 def grouped_features(model: ConvNet, P: dict, x: torch.Tensor) -> torch.Tensor:
-    """The conv-4 of R runs as one network of R x C channels in R groups: x (R, n, C, H, W) -> (R, n, d).
-
-    Run r's channels are the r-th block of every layer's channels: a grouped convolution keeps the
-    blocks apart, and GroupNorm with R x G groups normalises each run's G groups as the run would.
-    """
+    """The conv-4 of R runs as one network of R x C channels in R groups (``ConvNet.features`` with
+    ``runs=R``): x (R, n, C, H, W) -> (R, n, d)."""
     if not isinstance(model, ConvNet):
         raise ValueError(f"grouped features are for the conv-4, not {type(model).__name__}")
     R, n = x.shape[:2]
     h = x.transpose(0, 1).reshape(n, R * x.shape[2], *x.shape[3:])
-    for i in range(4):
-        h = F.conv2d(h, P[f"conv{i}.weight"].flatten(0, 1), P[f"conv{i}.bias"].flatten(), padding=1, groups=R)
-        h = F.group_norm(h, model.groups * R, P[f"norm{i}.weight"].flatten(), P[f"norm{i}.bias"].flatten())
-        h = F.relu(h)
-        if i < model.pools:
-            h = F.max_pool2d(h, 2) if h.requires_grad else max_pool2_nograd(h)
-    return h.reshape(n, R, -1).transpose(0, 1)
+    f = model.features({k: v.flatten(0, 1) for k, v in P.items() if not k.startswith("head.")}, h, runs=R)
+    return f.reshape(n, R, -1).transpose(0, 1)
 
 
 def head_copies(P: dict, T: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,31 +103,20 @@ def _model_sig(model, p: dict) -> tuple:
             tuple((k, tuple(v.shape)) for k, v in p.items()))
 
 
-_SIGNATURES: dict = {}
-
-
-def _args(req) -> dict:
-    """The request's arguments by name, defaults applied."""
-    sig = _SIGNATURES.setdefault(req.fn, inspect.signature(req.fn))
-    b = sig.bind(*req.args, **req.kwargs)
-    b.apply_defaults()
-    return b.arguments
-
-
 def _chunks(tasks) -> list:
     return list(tasks) if isinstance(tasks, (list, tuple)) else [tasks]
 
 
 # -- evaluate: per-task (loss, score), no graph ---------------------------------------------------
 def _evaluate_key(req):
-    a = _args(req)
+    a = req.arguments
     if a["inner"] != "anil":
         return None
     return (_model_sig(a["model"], a["p"]), a["steps"], a["lr"], a["chunk"], tuple(_sig(c) for c in _chunks(a["task_chunks"])))
 
 
 def _evaluate(reqs):
-    a = [_args(r) for r in reqs]
+    a = [r.arguments for r in reqs]
     model, steps, lr = a[0]["model"], a[0]["steps"], a[0]["lr"]
     P = stacked([x["p"] for x in a], leaf=False)
     lists = [_chunks(x["task_chunks"]) for x in a]
@@ -162,7 +140,7 @@ def _evaluate(reqs):
 
 # -- pool factors: per-task support and query gradients at theta, post-adaptation loss ------------
 def _factors_key(req):
-    a = _args(req)
+    a = req.arguments
     if a["inner"] != "anil":
         return None
     return (_model_sig(a["model"], a["p"]), a["steps"], a["lr"], _sig(a["tasks"]))
@@ -190,7 +168,7 @@ def _per_task_grads(model, P: dict, pools: list[TaskBatch], side: str):
 
 
 def _pool_factors(reqs):
-    a = [_args(r) for r in reqs]
+    a = [r.arguments for r in reqs]
     model, steps, lr = a[0]["model"], a[0]["steps"], a[0]["lr"]
     pools = [x["tasks"] for x in a]
     P = stacked([x["p"] for x in a])
@@ -216,14 +194,14 @@ def _cfg_key(cfg) -> tuple:
 
 
 def _task_grad_key(req):
-    a = _args(req)
+    a = req.arguments
     if a["cfg"].inner != "anil":
         return None
     return (_model_sig(a["model"], a["p"]), _cfg_key(a["cfg"]), _sig(a["task"]))
 
 
 def _task_grad(reqs):
-    a = [_args(r) for r in reqs]
+    a = [r.arguments for r in reqs]
     model, cfg = a[0]["model"], a[0]["cfg"]
     P = stacked([x["p"] for x in a])
     parts = [x["task"] for x in a]
@@ -237,7 +215,7 @@ def _task_grad(reqs):
 
 # -- update: theta's Adam step on each run's tasks ------------------------------------------------
 def _update_key(req):
-    a = _args(req)
+    a = req.arguments
     state, x = a["state"], a["x"]
     if x.cfg.inner != "anil" or a["weights"] is not None:
         return None
@@ -246,7 +224,7 @@ def _update_key(req):
 
 
 def _update(reqs):
-    a = [_args(r) for r in reqs]
+    a = [r.arguments for r in reqs]
     cfg = a[0]["x"].cfg
     models = [x["state"].model for x in a]
     P = stacked([dict(m.named_parameters()) for m in models])

@@ -18,6 +18,7 @@ a population against those of single runs).
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -42,6 +43,18 @@ class Request:
     def direct(self):
         with torch.set_grad_enabled(self.grad):
             return self.fn(*self.args, **self.kwargs)
+
+    @functools.cached_property
+    def arguments(self) -> dict:
+        """The call's arguments by name, defaults applied (bound once, read by key and batched path)."""
+        b = _signature(self.fn).bind(*self.args, **self.kwargs)
+        b.apply_defaults()
+        return b.arguments
+
+
+@functools.cache
+def _signature(fn):
+    return inspect.signature(fn)
 
 
 class PopulationAborted(RuntimeError):

@@ -51,11 +51,14 @@ class ConvNet(nn.Module):
         self.embed_dim = width * h * w
         self.head = nn.Linear(self.embed_dim, out_dim)
 
-    def features(self, p: dict, x: torch.Tensor) -> torch.Tensor:
-        """(n, C, H, W) -> (n, embed_dim)."""
+    def features(self, p: dict, x: torch.Tensor, runs: int = 1) -> torch.Tensor:
+        """(n, C, H, W) -> (n, embed_dim). ``runs`` = R > 1: R networks side by side, their channels
+        in R blocks (x (n, R*C, H, W), p's tensors those of the R runs concatenated along the
+        output channels): grouped convolutions keep the blocks apart and GroupNorm with R x G groups
+        normalises each run's groups as the run alone would; -> (n, R*embed_dim), run-major."""
         for i in range(4):
-            x = F.conv2d(x, p[f"conv{i}.weight"], p[f"conv{i}.bias"], padding=1)
-            x = F.group_norm(x, self.groups, p[f"norm{i}.weight"], p[f"norm{i}.bias"])
+            x = F.conv2d(x, p[f"conv{i}.weight"], p[f"conv{i}.bias"], padding=1, groups=runs)
+            x = F.group_norm(x, self.groups * runs, p[f"norm{i}.weight"], p[f"norm{i}.bias"])
             x = F.relu(x)
             if i < self.pools:
                 x = F.max_pool2d(x, 2) if x.requires_grad else max_pool2_nograd(x)

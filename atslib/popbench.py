@@ -59,12 +59,10 @@ def time_population(s: dict, method: str, R: int, device: str) -> dict:
 
 def time_single(s: dict, method: str, device: str) -> float:
     run = _runs(s, method, 1, device)[0]
-    for t in range(s["warmup"]):
-        meta_step(run.setup, run.state, t)
+    _steps(run, 0, s["warmup"])()
     _sync(run.setup.device)
     t0 = time.perf_counter()
-    for t in range(s["warmup"], s["warmup"] + s["repeats"]):
-        meta_step(run.setup, run.state, t)
+    _steps(run, s["warmup"], s["repeats"])()
     _sync(run.setup.device)
     return (time.perf_counter() - t0) / s["repeats"]
 
