@@ -156,6 +156,17 @@ def _common(df, grid, cell, a, b):
     return ra[ra.seed.isin(seeds)].sort_values("seed"), rb[rb.seed.isin(seeds)].sort_values("seed"), seeds
 
 
+def as_method(df, grid, cell, method, into: str, name: str) -> pd.DataFrame:
+    """``df`` with the runs of (grid, cell, method) relabelled as method ``name`` of cell ``into`` of the
+    same grid. A variant trained in a cell of its own (ATS with the authors' warm-up) can then be
+    tested over seeds against the methods of ``into``, when it shares their seeds, starts and pool
+    streams."""
+    df = df.copy()
+    sel = (df.grid == grid) & (df.cell == cell) & (df.method == method)
+    df.loc[sel, "cell"], df.loc[sel, "method"] = into, name
+    return df
+
+
 def seed_differences(df, grid, cell, a, b, column: str = "test_mean") -> np.ndarray:
     """a's test mean (or another per-run ``column``) minus b's, one value per seed both ran (in seed order)."""
     ra, rb, _ = _common(df, grid, cell, a, b)

@@ -74,6 +74,21 @@ def test_cell_stats_paired_and_bns(results):
     assert n2 == 2                                                    # only the seeds both methods ran
 
 
+def test_a_variant_from_its_own_cell_is_paired_over_seeds_with_the_methods_of_another(results):
+    from atslib import reproduction as R
+    df = R.load_results(results)
+    moved = R.as_method(df, "noisy", "1shot", "spl", into="1shot", name="spl-variant")
+    assert (df.method == "spl").sum() == 2 and not (moved.method == "spl").any()       # df is not changed
+    assert (moved.method == "spl-variant").sum() == 2
+    assert R.paired(moved, "noisy", "1shot", "ats", "spl-variant") == R.paired(df, "noisy", "1shot", "ats", "spl")
+    # from a cell of its own (same grid): the relabelled runs join the other cell's seeds
+    df2 = df.copy()
+    df2.loc[df2.method == "focal", "cell"] = "1shot-focal"
+    assert R.runs(df2, "noisy", "1shot", "focal").empty
+    joined = R.as_method(df2, "noisy", "1shot-focal", "focal", into="1shot", name="focal")
+    assert R.paired(joined, "noisy", "1shot", "focal", "uniform") == R.paired(df, "noisy", "1shot", "focal", "uniform")
+
+
 def test_tables_and_claims(results):
     from atslib import reproduction as R
     df = R.load_results(results)
