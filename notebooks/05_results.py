@@ -241,7 +241,8 @@ show(aucs, "05_noise_auc")
 # `1-shot warm-up`. Mean ± 95% t-CI over seeds (n in brackets where fewer than 3), then ATS against
 # each method over seeds, and validation accuracy against steps (step 0: the shared start).
 # `uniform-val` takes an extra step on meta-val tasks, so its validation accuracy is measured on
-# classes it trains on: its curve (dotted) is not comparable with the others, only its test accuracy is.
+# classes it trains on: its curve (dotted) is not comparable with the others, only its test accuracy
+# is, and the y-axis is set by the other methods (uniform-val's curve leaves it at the top).
 
 # %%
 decisive_cells = {**C.DECISIVE, "1-shot warm-up": ("decisive", "1shot-warmup")}
@@ -275,6 +276,15 @@ for ax, (label, (g, c)) in zip(axes[0], decisive_cells.items()):
                 zorder=3 if m == "uniform" else 2)
         ax.fill_between(part["step"], (part["mean"] - part["ci95"].fillna(0)) * 100,
                         (part["mean"] + part["ci95"].fillna(0)) * 100, color=plots.METHOD_COLORS.get(m), alpha=0.12)
+    comparable = lc[lc["method"] != "uniform-val"]       # the y-range shows where the comparable curves cross
+    if not comparable.empty:
+        lo = float((comparable["mean"] - comparable["ci95"].fillna(0)).min() * 100)
+        hi = float((comparable["mean"] + comparable["ci95"].fillna(0)).max() * 100)
+        ax.set_ylim(lo - 1, hi + 1)
+        top = lc[lc["method"] == "uniform-val"]["mean"].max() * 100
+        if top > hi + 1:
+            ax.text(0.98, 0.98, f"uniform-val above, up to {top:.0f}%", transform=ax.transAxes, ha="right",
+                    va="top", fontsize=7, color=plots.METHOD_COLORS.get("uniform-val", "grey"))
     seeds = "–" if n.empty else f"{int(n['n'].min())}–{int(n['n'].max())}" if n["n"].nunique() > 1 else str(int(n["n"].iloc[0]))
     ax.set_title(f"{label}: grid decisive/{c}, {seeds} seeds per method", fontsize=9)
     ax.set_xlabel("meta-training step"), ax.set_ylabel("validation accuracy (%)")
