@@ -107,6 +107,37 @@ def test_tables_and_claims(results):
     assert h["ats"]["noisy_mass"].iloc[-1] == pytest.approx(0.2) and len(h["uniform"]) == 20
 
 
+@pytest.mark.parametrize("gain_08, seed_sd, verdict", [(0.004, 0.03, "does not hold"), (0.05, 0.002, "holds")])
+def test_noise_ratio_claim_needs_a_significant_gain_not_just_a_rising_trend(tmp_path, gain_08, seed_sd, verdict):
+    from atslib import claims as C
+    from atslib import reproduction as R
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.3, 0.7, 100)
+    cells = {}
+    spread = seed_sd * np.array([1.0, -1.0, 1.0, -1.0])                                # mean 0 over seeds
+    for r, gain in zip(("0.2", "0.4", "0.6", "0.8"), (0.001, 0.002, 0.003, gain_08)):   # a rising trend
+        offs = rng.normal(0, 0.02, 4)                                                   # each seed's start
+        cells[("noise-ratio", f"r{r}")] = {"uniform": (0.5, [base + o for o in offs]),
+                                           "ats": (0.5, [base + gain + o + e for o, e in zip(offs, spread)])}
+    fake_results(tmp_path, cells)
+    row = C.claims(R.load_results(tmp_path)).set_index("claim").loc["the gain over uniform is larger at high noise"]
+    assert "slope +" in row["ours"] and row["verdict"] == verdict
+
+
+def test_the_decisive_cells_count_in_the_first_claim(tmp_path):
+    from atslib import claims as C
+    from atslib import reproduction as R
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.3, 0.7, 100)
+    offs = lambda: rng.normal(0, 0.002, 5)  # noqa: E731
+    fake_results(tmp_path, {("decisive", "1shot"): {"uniform": (0.5, [base + o for o in offs()]),
+                                                     "spl": (0.55, [base + 0.01 + o for o in offs()]),
+                                                     "ats": (0.6, [base + 0.05 + o for o in offs()])}})
+    row = C.claims(R.load_results(tmp_path)).set_index("claim").loc["ATS beats every baseline under noise"]
+    assert re.search(r"decisive 1-shot 1000: vs uniform \+(4\.[89]|5\.[0-2])\d pts .*vs BNS \[spl\] \+(3\.[89]|4\.[0-2])", row["ours"])
+    assert row["verdict"] == "pending"            # the 150-step cells, the drug cell and 5-shot have not run
+
+
 def test_factor_separation_and_trend():
     from atslib import reproduction as R
     rng = np.random.default_rng(1)
