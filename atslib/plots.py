@@ -232,6 +232,11 @@ def loss_sim_scatter(pools: pd.DataFrame, steps, sim="sim_cos", axes=None, title
     return fig, axes
 
 
+# samplers whose noisy mass is the pool's noisy share: drawn on top, dashed/dotted, so lines that sit
+# on them (ATS with a random phi sits on uniform) stay visible
+REFERENCE_STYLES = {"uniform": "--", "ats-random-phi": ":"}
+
+
 def trajectory(histories: dict, column: str = "noisy_mass", smooth: int = 50, ax=None, ylabel=None):
     """A per-step column (e.g. probability mass on noisy tasks) per method, smoothed."""
     plt = _plt()
@@ -241,8 +246,9 @@ def trajectory(histories: dict, column: str = "noisy_mass", smooth: int = 50, ax
         fig = ax.figure
     for name, h in histories.items():
         if column in h:
+            ref = REFERENCE_STYLES.get(name)
             ax.plot(h["step"], h[column].rolling(smooth, min_periods=1).mean(), label=name,
-                    color=METHOD_COLORS.get(name))
+                    color=METHOD_COLORS.get(name), **({"ls": ref, "lw": 2.2, "zorder": 10} if ref else {}))
     ax.set_xlabel("step"), ax.set_ylabel(ylabel or column)
     legend_outside(ax)
     return fig, ax

@@ -59,7 +59,7 @@ class Race:
 
     def __init__(self, noise_ratio=0.6, flip_prob=0.8, steps=STEPS, methods=METHODS, seed=0, out=None, **kw):
         self.cfgs = {m: race_config(m, noise_ratio, flip_prob, steps, seed, **kw) for m in methods}
-        self.noise_ratio, self.flip_prob, self.steps = float(noise_ratio), float(flip_prob), int(steps)
+        self.noise_ratio, self.flip_prob, self.steps, self.seed = float(noise_ratio), float(flip_prob), int(steps), seed
         self.out = Path(out) if out is not None else None
         self.abort = threading.Event()
         self.runs, self.state, self.errors = {}, {m: "waiting" for m in methods}, {}
@@ -137,7 +137,7 @@ class Race:
     def snapshot(self) -> dict:
         """Per method: history (DataFrame), the latest pool record, the summary when tested, state."""
         snap = {"noise_ratio": self.noise_ratio, "flip_prob": self.flip_prob, "steps": self.steps,
-                "wall": self.wall, "methods": {}}
+                "seed": self.seed, "wall": self.wall, "methods": {}}
         for m in self.cfgs:
             run = self.runs.get(m)
             hist = pd.DataFrame(list(run.history)) if run is not None else pd.DataFrame()
@@ -163,7 +163,8 @@ def load_race(path: str | Path) -> dict:
         s = r["summary"]
         snap["methods"][m] = {"history": r["history"], "pool": last, "summary": s, "state": "done", "progress": "",
                               "step": s["steps_done"], "error": None}
-        snap.update(noise_ratio=r["config"].noise_ratio, flip_prob=r["config"].flip_prob, steps=r["config"].steps)
+        snap.update(noise_ratio=r["config"].noise_ratio, flip_prob=r["config"].flip_prob, steps=r["config"].steps,
+                    seed=r["config"].seed)
         snap["wall"] = max(snap["wall"], float(s["wall_seconds"]) + float(s["test_seconds"]))
     return snap
 
@@ -213,7 +214,7 @@ def race_figure(snap: dict):
         axes[3].set_xticks([]), axes[3].set_yticks([])
     fig.suptitle(f"noise ratio {snap.get('noise_ratio', float('nan')):.1f}, flip probability "
                  f"{snap.get('flip_prob', float('nan')):.1f}, {snap.get('steps')} steps from the clean-pretrained "
-                 f"start", fontsize=10, y=0.99)
+                 f"start, one seed ({snap.get('seed', 0)}) per method: a demonstration", fontsize=10, y=0.99)
     fig.tight_layout(rect=(0, 0, 1, 0.86))
     from matplotlib.lines import Line2D
     fig.legend(handles=[Line2D([], [], color=plots.METHOD_COLORS.get(m), lw=2, label=m) for m in ms],

@@ -81,6 +81,9 @@ run = dashboard.run(cfg, out=RUN_DIR, overwrite=True)
 # %%
 history = run.history_frame()
 fig, _ = plots.learning_curves(history, label=METHOD)
+fig.suptitle(f"{METHOD}, {SHOTS}-shot, noise ratio {NOISE_RATIO}, {STEPS} steps from scratch, one run (seed {SEED}): "
+             "a demonstration", fontsize=9)
+fig.tight_layout()
 plots.savefig(fig, "02_learning_curves", FIG_DIR)
 s = run.summary
 ncm = reports.nearest_mean_baseline(load_images(), cfg.ways, cfg.shots, cfg.queries, cfg.n_test_tasks, cfg.test_seed)

@@ -27,12 +27,13 @@
 # | `ats-random-phi` | the same network, never trained |
 # | `rank-sim-loss` | no network: top B of z(similarity) − z(loss) |
 # | `ats-loss-only`, `ats-sim-only` | the scheduler sees one factor |
-# | `ats-reweight` | no sampling: all P tasks weighted by the scheduler, φ trained through the look-ahead |
+# | `ats-reweight` | no sampling: the scheduler's weights; θ updates on the top-B tasks by weight, renormalised (`--reweight-update all`: on all P tasks, the authors' variant); φ trained through the look-ahead |
 #
 # `noise_auc` measures how well each method's scores rank clean above noisy pool tasks (0.5 =
 # chance); `clean_share` is the share of trained-on tasks that were clean (uniform ≈ 0.4 at noise
 # ratio 0.6). By default (`SOURCE = "study"`) the notebook reads the reproduction study's runs:
-# the `ablations` grid's 1-shot cell and uniform from the `noisy` grid (noise 0.6, 150 steps from
+# the `ablations` grid's 1-shot cell (`ats-reweight`: its equal-batch cell `1shot-reweight-top`)
+# and uniform from the `noisy` grid (noise 0.6, 150 steps from
 # the clean-pretrained start, 3 seeds), with means and 95% t-intervals **over seeds** and tests
 # paired over seeds. `SOURCE = "demo"` reads the single-seed demo runs in `results/demo/` (400
 # steps from scratch, seed 0; `python -m atslib.demo` made them, `TRAIN = True` retrains them at
@@ -78,9 +79,11 @@ if SOURCE == "demo":
 else:
     df = R.load_results(RESULTS_DIR)
     cells = {m: ("noisy", "1shot") if m == "uniform" else ("ablations", "1shot") for m in demo.ABLATIONS}
+    cells["ats-reweight"] = ("ablations", "1shot-reweight-top")     # the default, equal batch (top-B)
     stats = pd.concat([R.cell_stats(df, *cells[m], (m,)) for m in demo.ABLATIONS], ignore_index=True)
     n = f"{stats['n'].min()}" if stats["n"].nunique() == 1 else f"{stats['n'].min()}-{stats['n'].max()}"
-    source = f"grids ablations/1shot + noisy/1shot (uniform): {int(stats['steps'].max())} steps from the pretrained start, {n} seeds"
+    source = (f"grids ablations/1shot, 1shot-reweight-top (ats-reweight) + noisy/1shot (uniform): "
+              f"{int(stats['steps'].max())} steps from the pretrained start, {n} seeds")
     # one frame of the runs shown, so that methods from two grids pair by seed
     both = pd.concat([df[(df.grid == g) & (df.cell == c) & (df.method == m)] for m, (g, c) in cells.items()])
     both = both.assign(grid="03", cell="1shot")

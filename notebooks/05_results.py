@@ -99,18 +99,25 @@ show(budget_table, "05_budget16")
 
 # %% [markdown]
 # ## Ablations (noise 0.6; drug η = 4)
+# `ats-reweight` updates θ on the top-B = 2 tasks by weight, renormalised (the default, equal batch:
+# cells `1shot-reweight-top`, `5shot-reweight-top`, `drug-eta4`); `ats-reweight (all P)` on all
+# P = 10 pool tasks, weighted (the authors' variant, a 5× larger batch than every other method: cells
+# `1shot`, `5shot`, `drug-eta4-reweight-all`). Every variant runs on the same seeds and starts.
 
 # %%
-abl_methods = ("ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight", "ats")
-abl = R.wide_table(df, {"1-shot": C.ABLATIONS["1-shot"], "5-shot": C.ABLATIONS["5-shot"]}, abl_methods)
-abl_table = with_drug(abl, R.drug_columns(df, *C.ABLATIONS["drug η=4"], abl_methods), abl_methods)
+abl_df = df
+for c, top, full in (("1shot", "1shot-reweight-top", "1shot"), ("5shot", "5shot-reweight-top", "5shot"),
+                     ("drug-eta4", "drug-eta4", "drug-eta4-reweight-all")):
+    abl_df = R.as_method(abl_df, "ablations", full, "ats-reweight", into=c, name="ats-reweight (all P)")
+    abl_df = R.as_method(abl_df, "ablations", top, "ats-reweight", into=c, name="ats-reweight")
+abl_methods = ("ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight",
+               "ats-reweight (all P)", "ats")
+abl = R.wide_table(abl_df, {"1-shot": C.ABLATIONS["1-shot"], "5-shot": C.ABLATIONS["5-shot"]}, abl_methods)
+abl_table = with_drug(abl, R.drug_columns(abl_df, *C.ABLATIONS["drug η=4"], abl_methods), abl_methods)
 show(abl_table, "05_ablations")
 
 # %% [markdown]
-# `ats-reweight` above updates θ on all P = 10 pool tasks, weighted (the authors' variant: a 5×
-# larger batch than every other method). At equal batch it updates on the top-B = 2 tasks by
-# weight, renormalised (cells `*-reweight-top`; the drug cell above is top-B, `drug-eta4-reweight-all`
-# the all-pool variant).
+# The two `ats-reweight` variants side by side:
 
 # %%
 rw_cells = {"1-shot": (("ablations", "1shot"), ("ablations", "1shot-reweight-top")),
@@ -195,8 +202,15 @@ for ax, sets, xs, xlabel in ((axes[0], C.RATIOS, [0.2, 0.4, 0.6, 0.8], "noise ra
             ax.errorbar(xs, mean, yerr=np.nan_to_num(ci), marker="o", capsize=3, label=m, color=plots.METHOD_COLORS.get(m))
     ax.set_xlabel(xlabel), ax.set_ylabel("test accuracy (%)")
 plots.legend_outside(axes[1])
-axes[0].set_title("1-shot, from the clean-pretrained start", fontsize=9)
-axes[1].set_title("1-shot, clean tasks, from scratch", fontsize=9)
+def seed_range(settings, methods=("uniform", "gcp", "ats", "rank-sim-loss")):
+    n = [int(x) for g, c in settings.values() for x in R.cell_stats(df, g, c, methods)["n"]]
+    return "–" if not n else str(n[0]) if min(n) == max(n) else f"{min(n)}–{max(n)}"
+
+
+axes[0].set_title(f"grid noise-ratio: 1-shot, 150 steps from the clean-pretrained start, {seed_range(C.RATIOS)} "
+                  "seeds", fontsize=8)
+axes[1].set_title(f"grid budget: 1-shot, clean tasks, 300 steps from scratch, {seed_range(C.BUDGETS)} seeds",
+                  fontsize=8)
 fig.tight_layout()
 plots.savefig(fig, "05_noise_budget", fig_dir)
 
@@ -213,9 +227,6 @@ hist.update({k: v for k, v in R.histories(df, "ablations", "1shot", ("ats-loss-o
                                                                       "ats-random-phi")).items()})
 if hist:
     plots.trajectory(hist, "noisy_mass", smooth=10, ax=axes[0], ylabel="probability mass on noisy tasks")
-    for line in axes[0].get_lines():          # uniform (and random phi) sit at the pool's noisy share: keep them visible
-        if line.get_label() in ("uniform", "ats-random-phi"):
-            line.set(ls="--" if line.get_label() == "uniform" else ":", lw=2.2, zorder=10)
     n_seeds = R.cell_stats(df, *C.NOISY["1-shot"], ("ats",))["n"]
     axes[0].set_title(f"grids noisy/1shot + ablations/1shot: 150 steps, {int(n_seeds.iloc[0]) if len(n_seeds) else 0} "
                       "seeds (mean over seeds, 10-step rolling)", fontsize=8)

@@ -72,15 +72,22 @@ def test_lookahead_gradient_is_clipped_to_its_max_norm():
     assert bounded(g, 0.0)[0] is g                                             # 0: unbounded
 
 
-@pytest.mark.parametrize("method", ["ats", "ats-reweight"])
-def test_a_nonfinite_factor_stops_before_phi_moves(method, monkeypatch):
+def _scheduler_step(method, **kw):
+    """A fresh method's first step, to be called, and phi's parameters before it."""
     from atslib import step as S
     from atslib.datasets import build_setup
     from atslib.methods import make_method
-    cfg = tiny_config(method=method, noise_ratio=0.5, zscore_factors=False, on_nonfinite="skip")
+    cfg = tiny_config(method=method, noise_ratio=0.5, on_nonfinite="skip", **kw)
     setup = build_setup(cfg)
     m = make_method(cfg, setup)
-    before = [p.detach().clone() for p in m.net.parameters()]
+    state = S.State(setup.model, torch.optim.Adam(setup.model.parameters()), m)
+    return m, (lambda: m.step(state, S.step_inputs(setup, 0)[0])), [p.detach().clone() for p in m.net.parameters()]
+
+
+@pytest.mark.parametrize("method", ["ats", "ats-reweight"])
+def test_a_nonfinite_factor_stops_before_phi_moves(method, monkeypatch):
+    from atslib import step as S
+    m, first_step, before = _scheduler_step(method, zscore_factors=False)
     real = S.pool_factors
 
     def poisoned(*a, **k):
@@ -89,7 +96,22 @@ def test_a_nonfinite_factor_stops_before_phi_moves(method, monkeypatch):
         return f
     monkeypatch.setattr(S, "pool_factors", poisoned)
     with pytest.raises(NonFiniteError, match="factor loss"):
-        m.step(S.State(setup.model, torch.optim.Adam(setup.model.parameters()), m), S.step_inputs(setup, 0)[0])
+        first_step()
+    assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
+    assert all(torch.isfinite(p).all() for p in m.net.parameters())
+
+
+def test_ats_reweight_stops_on_a_nonfinite_validation_loss_before_phi_moves(monkeypatch):
+    from atslib import maml
+    m, first_step, before = _scheduler_step("ats-reweight")
+    real = maml.task_losses
+
+    def overflowing(*a, **k):
+        losses = real(*a, **k)
+        return (losses[0] * float("inf"),) + tuple(losses[1:])
+    monkeypatch.setattr(maml, "task_losses", overflowing)
+    with pytest.raises(NonFiniteError, match="validation loss of the weighted look-ahead"):
+        first_step()
     assert all(torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
     assert all(torch.isfinite(p).all() for p in m.net.parameters())
 
