@@ -225,6 +225,8 @@ REPORT_SECTIONS = (
     ("Effect of the budget (1-shot)", "05_budgets"),
     ("Beyond the paper", "05_beyond"),
     ("Significance", "05_significance"),
+    ("The null check: ats-random-phi (uniform in practice) against uniform", "05_null_check"),
+    ("Runs that kept their step-0 model (a checkpoint candidate since 2026-11-30)", "05_kept_start"),
     ("Noise AUC", "05_noise_auc"),
     ("ats-reweight: all pool tasks vs equal batch", "05_reweight"),
     ("The decisive long study (grid decisive)", "05_decisive"),
