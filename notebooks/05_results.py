@@ -288,7 +288,11 @@ show(aucs, "05_noise_auc")
 # is, and the y-axis is set by the other methods (uniform-val's curve leaves it at the top).
 
 # %%
-decisive_cells = {**C.DECISIVE, "1-shot warm-up": ("decisive", "1shot-warmup")}
+# ATS with the warm-up, relabelled into the 1-shot cell whose seeds, starts and pool streams it shares
+warm = R.as_method(df, "decisive", "1shot-warmup", "ats", into="1shot", name="ats-warmup")
+WARM_METHODS = ("uniform", "rank-sim-loss", "ats", "ats-warmup")
+decisive_panels = {label: (df, g, c, C.DECISIVE_METHODS) for label, (g, c) in C.DECISIVE.items()}
+decisive_panels["1-shot warm-up"] = (warm, "decisive", "1shot", WARM_METHODS)
 decisive = R.wide_table(df, C.DECISIVE, C.DECISIVE_METHODS)
 show(decisive, "05_decisive")
 
@@ -302,11 +306,15 @@ for c in dsig.columns:
 show(dsig.drop(columns="BNS").fillna("–"), "05_decisive_significance")
 
 # %%
-fig, axes = plt.subplots(1, len(decisive_cells), figsize=(4.2 * len(decisive_cells), 3.4), squeeze=False)
+fig, axes = plt.subplots(1, len(decisive_panels), figsize=(4.2 * len(decisive_panels), 3.4), squeeze=False)
 with_lines = None
-for ax, (label, (g, c)) in zip(axes[0], decisive_cells.items()):
-    lc = R.learning_curves(df, g, c, C.DECISIVE_METHODS)
-    n = R.cell_stats(df, g, c, C.DECISIVE_METHODS)
+styles = {"uniform": "--", "uniform-val": ":", "ats-warmup": "-."}
+colors = {**plots.METHOD_COLORS, "ats-warmup": "#6b0000"}
+for ax, (label, (frame, g, c, methods)) in zip(axes[0], decisive_panels.items()):
+    lc = R.learning_curves(frame, g, c, methods)
+    n = R.cell_stats(frame, g, c, methods)
+    if "ats-warmup" in methods and "ats-warmup" not in set(lc.get("method", [])):
+        lc = lc.iloc[0:0]                                 # nothing to show before the warm-up runs finish
     if lc.empty:
         ax.text(0.5, 0.5, f"{label}:\nno finished runs yet", ha="center", va="center", fontsize=9, color="grey")
         ax.set_axis_off()
@@ -315,10 +323,9 @@ for ax, (label, (g, c)) in zip(axes[0], decisive_cells.items()):
         with_lines = ax                                   # the legend goes beside the panel with most methods
     for m, part in lc.groupby("method", sort=False):
         ax.plot(part["step"], part["mean"] * 100, label=m + (" (trains on val tasks)" if m == "uniform-val" else ""),
-                color=plots.METHOD_COLORS.get(m), lw=1.4, ls={"uniform": "--", "uniform-val": ":"}.get(m, "-"),
-                zorder=3 if m == "uniform" else 2)
+                color=colors.get(m), lw=1.4, ls=styles.get(m, "-"), zorder=3 if m in ("uniform", "ats-warmup") else 2)
         ax.fill_between(part["step"], (part["mean"] - part["ci95"].fillna(0)) * 100,
-                        (part["mean"] + part["ci95"].fillna(0)) * 100, color=plots.METHOD_COLORS.get(m), alpha=0.12)
+                        (part["mean"] + part["ci95"].fillna(0)) * 100, color=colors.get(m), alpha=0.12)
     comparable = lc[lc["method"] != "uniform-val"]       # the y-range shows where the comparable curves cross
     if not comparable.empty:
         lo = float((comparable["mean"] - comparable["ci95"].fillna(0)).min() * 100)
@@ -329,8 +336,11 @@ for ax, (label, (g, c)) in zip(axes[0], decisive_cells.items()):
             ax.text(0.98, 0.98, f"uniform-val above, up to {top:.0f}%", transform=ax.transAxes, ha="right",
                     va="top", fontsize=7, color=plots.METHOD_COLORS.get("uniform-val", "grey"))
     seeds = "–" if n.empty else f"{int(n['n'].min())}–{int(n['n'].max())}" if n["n"].nunique() > 1 else str(int(n["n"].iloc[0]))
-    ax.set_title(f"{label}: grid decisive/{c}, {seeds} seeds per method", fontsize=9)
+    where = f"grid decisive/{c}" if "ats-warmup" not in methods else "grids decisive/1shot-warmup + 1shot"
+    ax.set_title(f"{label}: {where}, {seeds} seeds per method", fontsize=9)
     ax.set_xlabel("meta-training step"), ax.set_ylabel("validation accuracy (%)")
+    if "ats-warmup" in methods:                           # its own legend: ats-warmup is in no other panel
+        ax.legend(fontsize=7, loc="best", framealpha=0.8)
 if with_lines is not None:
     plots.legend_outside(with_lines)
 fig.tight_layout()
@@ -345,7 +355,6 @@ plots.savefig(fig, "05_decisive_curves", fig_dir)
 # hierarchical bootstrap CI).
 
 # %%
-warm = R.as_method(df, "decisive", "1shot-warmup", "ats", into="1shot", name="ats-warmup")
 wsig = R.significance(warm, {"1-shot 1000, ATS with warm-up": C.DECISIVE["1-shot 1000"]},
                       others=("ats", "uniform", "uniform-val", "spl", "rank-sim-loss"), method="ats-warmup")
 wrows = []
