@@ -7,7 +7,7 @@
 #  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml);
 #  4. (before 3) ats-reweight at equal batch on images;
 #  5. the rest of the decisive study: 1-shot controls, 5-shot (headline methods first), the
-#     ATS with the authors' warm-up, the 3000-step 1-shot cell (seeds 0-1 of every method first),
+#     ATS with the authors' warm-up, the 3000-step 1-shot cell,
 #     seeds 5-9 of the headline methods (1-shot, 5-shot), and seeds 3-4 of the regimes grid.
 # Usage: experiments/run_decisive.sh [extra sweep options, e.g. --executor process --workers 2]
 set -euo pipefail
@@ -26,7 +26,6 @@ sweep decisive --only 1shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 5shot uniform ats rank-sim-loss spl --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 5shot --seeds 0 1 2 3 4 "$@"
 sweep decisive --only 1shot-warmup "$@"
-sweep decisive --only 1shot-3000 --seeds 0 1 "$@"   # every method's first seeds before any third
 sweep decisive --only 1shot-3000 "$@"
 sweep decisive --only 1shot "$@"                # seeds 5-9 of the headline methods
 sweep decisive --only 5shot "$@"
