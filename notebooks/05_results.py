@@ -77,6 +77,12 @@ def show(t, name):
     return t
 
 
+def seed_span(ns) -> str:
+    """Seeds per method in a figure's title: "3", or "2–3" where methods ran different numbers."""
+    ns = [int(x) for x in ns]
+    return "–" if not ns else str(ns[0]) if min(ns) == max(ns) else f"{min(ns)}–{max(ns)}"
+
+
 def with_drug(t, drug, order=R.METHOD_ORDER):
     """Image columns and drug columns side by side, rows in the paper's order."""
     t = t.merge(drug, on="method", how="outer").fillna("–")
@@ -235,8 +241,7 @@ for ax, sets, xs, xlabel in ((axes[0], C.RATIOS, [0.2, 0.4, 0.6, 0.8], "noise ra
     ax.set_xlabel(xlabel), ax.set_ylabel("test accuracy (%)")
 plots.legend_outside(axes[1])
 def seed_range(settings, methods=("uniform", "gcp", "ats", "rank-sim-loss")):
-    n = [int(x) for g, c in settings.values() for x in R.cell_stats(df, g, c, methods)["n"]]
-    return "–" if not n else str(n[0]) if min(n) == max(n) else f"{min(n)}–{max(n)}"
+    return seed_span([x for g, c in settings.values() for x in R.cell_stats(df, g, c, methods)["n"]])
 
 
 axes[0].set_title(f"grid noise-ratio: 1-shot, 150 steps from the clean-pretrained start, {seed_range(C.RATIOS)} "
@@ -335,7 +340,7 @@ for ax, (label, (frame, g, c, methods)) in zip(axes[0], decisive_panels.items())
         if top > hi + 1:
             ax.text(0.98, 0.98, f"uniform-val above, up to {top:.0f}%", transform=ax.transAxes, ha="right",
                     va="top", fontsize=7, color=plots.METHOD_COLORS.get("uniform-val", "grey"))
-    seeds = "–" if n.empty else f"{int(n['n'].min())}–{int(n['n'].max())}" if n["n"].nunique() > 1 else str(int(n["n"].iloc[0]))
+    seeds = seed_span(n["n"])
     where = f"grid decisive/{c}" if "ats-warmup" not in methods else "grids decisive/1shot-warmup + 1shot"
     ax.set_title(f"{label}: {where}, {seeds} seeds per method", fontsize=9)
     ax.set_xlabel("meta-training step"), ax.set_ylabel("validation accuracy (%)")
