@@ -222,15 +222,16 @@ def fmt(mean, ci, scale=100.0, digits=2) -> str:
     return f"{mean * scale:.{digits}f}" + ("" if not np.isfinite(ci) else f" ± {ci * scale:.{digits}f}")
 
 
-def wide_table(df, columns: dict, methods=METHOD_ORDER, scale=100.0, digits=2) -> pd.DataFrame:
-    """Rows = methods, one column per ``{label: (grid, cell)}``: 'mean ± ci' over seeds (n in brackets if < 3)."""
+def wide_table(df, columns: dict, methods=METHOD_ORDER, scale=100.0, digits=2, show_n=False) -> pd.DataFrame:
+    """Rows = methods, one column per ``{label: (grid, cell)}``: 'mean ± ci' over seeds, with the number of
+    seeds in brackets where it is below 3, or always with ``show_n`` (cells whose methods ran different seeds)."""
     out = {m: {"method": m} for m in methods}
     for label, (grid, cell) in columns.items():
         s = cell_stats(df, grid, cell, methods).set_index("method") if not df.empty else pd.DataFrame()
         for m in methods:
             if m in s.index:
                 r = s.loc[m]
-                out[m][label] = fmt(r["mean"], r["ci95"], scale, digits) + (f" (n={int(r['n'])})" if r["n"] < 3 else "")
+                out[m][label] = fmt(r["mean"], r["ci95"], scale, digits) + (f" (n={int(r['n'])})" if show_n or r["n"] < 3 else "")
             else:
                 out[m][label] = "–"
     t = pd.DataFrame(list(out.values()))

@@ -286,8 +286,9 @@ show(aucs, "05_noise_auc")
 # ## The decisive long study (grid `decisive`)
 # Noise 0.6, from the clean-pretrained start of each seed, with the numeric safeguards: 1000 steps
 # (1-shot, 5-shot) and 3000 steps (1-shot); ATS with the authors' warm-up (100 steps) in
-# `1-shot warm-up`. Mean ± 95% t-CI over seeds (n in brackets where fewer than 3), then ATS against
-# each method over seeds, and validation accuracy against steps (step 0: the shared start).
+# `1-shot warm-up`. Mean ± 95% t-CI over seeds (n: the number of seeds; the headline methods uniform,
+# spl, rank-sim-loss and ats have 10 in the 1000-step cells, the others 5), then ATS against each
+# method, paired over the seeds both ran, and validation accuracy against steps (step 0: the shared start).
 # `uniform-val` takes an extra step on meta-val tasks, so its validation accuracy is measured on
 # classes it trains on: its curve (dotted) is not comparable with the others, only its test accuracy
 # is, and the y-axis is set by the other methods (uniform-val's curve leaves it at the top).
@@ -298,7 +299,7 @@ warm = R.as_method(df, "decisive", "1shot-warmup", "ats", into="1shot", name="at
 WARM_METHODS = ("uniform", "rank-sim-loss", "ats", "ats-warmup")
 decisive_panels = {label: (df, g, c, C.DECISIVE_METHODS) for label, (g, c) in C.DECISIVE.items()}
 decisive_panels["1-shot warm-up"] = (warm, "decisive", "1shot", WARM_METHODS)
-decisive = R.wide_table(df, C.DECISIVE, C.DECISIVE_METHODS)
+decisive = R.wide_table(df, C.DECISIVE, C.DECISIVE_METHODS, show_n=True)
 show(decisive, "05_decisive")
 
 # %%

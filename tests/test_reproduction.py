@@ -95,6 +95,9 @@ def test_tables_and_claims(results):
     t = R.wide_table(df, {"1-shot": ("noisy", "1shot"), "5-shot": ("noisy", "5shot")})
     assert list(t["method"]) == ["uniform", "spl", "focal", "ats"]
     assert (t["5-shot"] == "–").all() and t.loc[1, "1-shot"].endswith("(n=2)")
+    assert not t.loc[0, "1-shot"].endswith(")")                                 # uniform: 3 seeds
+    t_n = R.wide_table(df, {"1-shot": ("noisy", "1shot")}, show_n=True)
+    assert t_n.loc[0, "1-shot"].endswith("(n=3)") and t_n.loc[1, "1-shot"].endswith("(n=2)")
     row = R.bns_row(df, {"1-shot": ("noisy", "1shot")})
     assert row["1-shot"].endswith("[uniform]")
     from atslib import claims as C
