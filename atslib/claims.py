@@ -231,6 +231,8 @@ REPORT_SECTIONS = (
     ("ats-reweight: all pool tasks vs equal batch", "05_reweight"),
     ("The decisive long study (grid decisive)", "05_decisive"),
     ("The decisive study: ATS against each method, over seeds (points)", "05_decisive_significance"),
+    ("The decisive study: the fixed ranking (rank-sim-loss) against the non-adaptive methods, over seeds (points)",
+     "05_decisive_rank"),
     ("The authors' scheduler warm-up: ATS with it against each method, over seeds (1-shot, 1000 steps; points)",
      "05_decisive_warmup"),
     ("Statistical power (points detectable at level 0.01, power 0.8)", "05_power"),

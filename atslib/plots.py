@@ -254,6 +254,33 @@ def trajectory(histories: dict, column: str = "noisy_mass", smooth: int = 50, ax
     return fig, ax
 
 
+def seed_differences(diffs: dict, ax=None, title: str = "", unit: str = "points"):
+    """One column per comparison (``{label: per-seed differences}``): every seed as a dot, the mean
+    with its 95% t-interval over seeds as a bar, and zero as a line. This is what the seed-paired
+    test sees; a dot per seed shows whether one seed carries a mean."""
+    from .metrics import t_ci95
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(diffs), 3.2))
+    else:
+        fig = ax.figure
+    jitter = np.random.default_rng(0)                   # fixed: the figure is the same on every run
+    for i, (label, d) in enumerate(diffs.items()):
+        d = np.asarray(d, dtype=float)
+        ax.scatter(i + jitter.uniform(-0.12, 0.12, d.size), d, s=14, color="#444444", alpha=0.7, zorder=3)
+        if d.size:
+            ci = t_ci95(d)
+            ax.errorbar(i + 0.28, d.mean(), yerr=None if np.isnan(ci) else ci, fmt="D", ms=5, capsize=4,
+                        color="#d62728", zorder=4)
+    ax.axhline(0, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(range(len(diffs)), list(diffs), rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(diffs) - 0.4)
+    ax.set_ylabel(unit)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig, ax
+
+
 def molecule_grid(data, assay: int, n: int = 6):
     """The first ``n`` molecules of an assay as RDKit drawings with their labels; without RDKit (an
     optional extra) a table of their SMILES and a line that says why nothing is drawn."""

@@ -287,6 +287,31 @@ def significance(df, settings: dict, rank_cells: dict | None = None, others=("un
     return pd.DataFrame(rows)
 
 
+def versus(df, settings: dict, others, method: str = "ats", name: str | None = None) -> pd.DataFrame:
+    """``method`` against each of ``others``, one row per (setting, other), in points of accuracy: the
+    seeds both ran, the mean difference, the seed-paired p (primary), the hierarchical bootstrap 95%
+    CI, the over-task p (conditional on the trained models) and the verdict at ``LEVEL`` over seeds.
+    Rows with no common seed are left out."""
+    name = name or ("ATS" if method == "ats" else method)
+    verdict = f"verdict at {LEVEL:g}"
+    columns = ["setting", f"{name} −", "seeds", "points", "p (seeds)", "95% CI", "p tasks (cond.)", verdict]
+    rows = []
+    for label, (grid, cell) in settings.items():
+        for other in others:
+            d, p, n = paired(df, grid, cell, method, other)
+            if not n:
+                continue
+            lo, hi = boot_ci(df, grid, cell, method, other)
+            _, pt, _ = paired_tasks(df, grid, cell, method, other)
+            shown = n >= 2 and p < LEVEL
+            rows.append({"setting": label, f"{name} −": other, "seeds": n, "points": f"{d * 100:+.2f}",
+                         "p (seeds)": "–" if n < 2 else f"{p:.2g}",
+                         "95% CI": f"[{lo * 100:+.2f}, {hi * 100:+.2f}]",
+                         "p tasks (cond.)": f"{pt:.2g}",
+                         verdict: (f"{name} better" if d > 0 else f"{name} worse") if shown else "no difference shown"})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def gains(df, settings: dict, other="uniform", test=None) -> pd.DataFrame:
     """ATS minus ``other`` (seed means) per setting, with the p-value of ``test`` (default: ``paired``, over seeds)."""
     rows = []
@@ -387,6 +412,6 @@ def trend(x, y) -> float:
     return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
 
 
-__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "seed_differences", "boot_ci", "power", "wide_table", "drug_columns", "bns_row",
+__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "versus", "seed_differences", "boot_ci", "power", "wide_table", "drug_columns", "bns_row",
            "significance", "gains", "histories", "learning_curves", "with_start_candidate", "pool_records", "factor_separation", "prob_correlations",
            "trend", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]

@@ -303,13 +303,31 @@ decisive = R.wide_table(df, C.DECISIVE, C.DECISIVE_METHODS, show_n=True)
 show(decisive, "05_decisive")
 
 # %%
-dsig = R.significance(df, C.DECISIVE, others=("uniform", "uniform-val", "spl", "rank-sim-loss", "ats-cheap"))
-for c in dsig.columns:
-    if c.startswith("p "):
-        dsig[c] = dsig[c].map(lambda v: "–" if pd.isna(v) else f"{v:.2g}")
-    elif c.startswith(("ATS-", "CI ")):
-        dsig[c] = dsig[c].map(lambda v: "–" if pd.isna(v) else f"{v * 100:+.2f}")
-show(dsig.drop(columns="BNS").fillna("–"), "05_decisive_significance")
+# ATS against each method: seeds both ran, the mean difference (points), the seed-paired p, the
+# hierarchical bootstrap 95% CI, the over-task p (conditional on the trained models) and the verdict
+others = ("uniform", "uniform-val", "spl", "rank-sim-loss", "ats-cheap")
+show(R.versus(df, C.DECISIVE, others), "05_decisive_significance")
+# the fixed ranking of Proposition 1 (the same two factors, no network) against the non-adaptive methods
+show(R.versus(df, C.DECISIVE, ("uniform", "uniform-val", "spl"), method="rank-sim-loss"), "05_decisive_rank")
+
+# %% [markdown]
+# The same comparisons seed by seed: each dot is one seed's ATS minus the other method (test
+# accuracy, points), the red diamond the mean with its 95% t-interval over seeds. The seed-paired
+# test asks whether the dots sit away from zero.
+
+# %%
+fig, axes = plt.subplots(1, len(C.DECISIVE), figsize=(4.0 * len(C.DECISIVE), 3.4), squeeze=False)
+for ax, (label, (g, c)) in zip(axes[0], C.DECISIVE.items()):
+    diffs = {m: R.seed_differences(df, g, c, "ats", m) * 100 for m in others}
+    diffs = {f"− {m} (n={d.size})": d for m, d in diffs.items() if d.size}
+    if not diffs:
+        ax.text(0.5, 0.5, f"{label}:\nno finished runs yet", ha="center", va="center", fontsize=9, color="grey")
+        ax.set_axis_off()
+        continue
+    plots.seed_differences(diffs, ax=ax, title=f"{label}: grid decisive/{c}\nATS − method, one dot per seed (n seeds)",
+                           unit="test accuracy difference (points)")
+fig.tight_layout()
+plots.savefig(fig, "05_decisive_seeds", fig_dir)
 
 # %%
 fig, axes = plt.subplots(1, len(decisive_panels), figsize=(4.2 * len(decisive_panels), 3.4), squeeze=False)
@@ -361,17 +379,8 @@ plots.savefig(fig, "05_decisive_curves", fig_dir)
 # hierarchical bootstrap CI).
 
 # %%
-wsig = R.significance(warm, {"1-shot 1000, ATS with warm-up": C.DECISIVE["1-shot 1000"]},
-                      others=("ats", "uniform", "uniform-val", "spl", "rank-sim-loss"), method="ats-warmup")
-wrows = []
-for other in ("ats", "uniform", "uniform-val", "spl", "rank-sim-loss"):
-    n = int(wsig[f"seeds ({other})"].iloc[0])
-    wrows.append({"ATS with warm-up −": other, "seeds": n,
-                  "points": "–" if not n else f"{wsig[f'ats-warmup-{other}'].iloc[0] * 100:+.2f}",
-                  "p (seeds)": "–" if n < 2 else f"{wsig[f'p seeds ({other})'].iloc[0]:.2g}",
-                  "95% CI": "–" if not n else f"[{wsig[f'CI lo ({other})'].iloc[0] * 100:+.2f}, "
-                                              f"{wsig[f'CI hi ({other})'].iloc[0] * 100:+.2f}]"})
-show(pd.DataFrame(wrows), "05_decisive_warmup")
+show(R.versus(warm, {"1-shot 1000": C.DECISIVE["1-shot 1000"]}, ("ats", "uniform", "uniform-val", "spl", "rank-sim-loss"),
+              method="ats-warmup", name="ATS with warm-up").drop(columns="setting"), "05_decisive_warmup")
 
 # %% [markdown]
 # ## Statistical power

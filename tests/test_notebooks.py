@@ -48,6 +48,22 @@ def test_runs_headless_with_smoke_parameters(nb, tmp_path):
     assert all(f.stat().st_size > 1000 for f in figs)
 
 
+def test_seed_differences_plot():
+    """One dot per seed and one mean-with-interval per comparison; the mean is the seeds' mean."""
+    import numpy as np
+    import matplotlib
+    matplotlib.use("Agg")
+    from atslib import plots
+    d = {"a": [1.0, 2.0, 3.0], "b": [-1.0, 0.5]}
+    fig, ax = plots.seed_differences(d, title="t")
+    dots = [c for c in ax.collections if c.get_offsets().shape[0] in (2, 3) and c.get_offsets().ndim == 2]
+    assert sorted(c.get_offsets().shape[0] for c in dots) == [2, 3]
+    assert sorted(np.round(c.get_offsets()[:, 1], 6).tolist() for c in dots) == [[-1.0, 0.5], [1.0, 2.0, 3.0]]
+    means = sorted(line.get_ydata()[0] for line in ax.get_lines() if line.get_marker() == "D")
+    assert means == pytest.approx([-0.25, 2.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"] and ax.get_title() == "t"
+
+
 def test_figures_go_to_build_unless_asked(monkeypatch, tmp_path):
     """Only `make figures` writes the committed gallery: the default is build/figures/, $FIG_DIR overrides."""
     from atslib import plots

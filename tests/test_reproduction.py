@@ -98,6 +98,13 @@ def test_tables_and_claims(results):
     assert not t.loc[0, "1-shot"].endswith(")")                                 # uniform: 3 seeds
     t_n = R.wide_table(df, {"1-shot": ("noisy", "1shot")}, show_n=True)
     assert t_n.loc[0, "1-shot"].endswith("(n=3)") and t_n.loc[1, "1-shot"].endswith("(n=2)")
+    v = R.versus(df, {"1-shot": ("noisy", "1shot"), "5-shot": ("noisy", "5shot")}, ("uniform", "spl", "gcp"))
+    assert list(v["ATS −"]) == ["uniform", "spl"]                              # no gcp runs, no 5-shot runs
+    for _, r in v.iterrows():
+        d, p, n = R.paired(df, "noisy", "1shot", "ats", r["ATS −"])
+        assert r["seeds"] == n and r["points"] == f"{d * 100:+.2f}"
+        assert r["verdict at 0.01"] == ("no difference shown" if p >= 0.01 else "ATS better" if d > 0 else "ATS worse")
+    assert R.versus(df, {"5-shot": ("noisy", "5shot")}, ("uniform",)).empty
     row = R.bns_row(df, {"1-shot": ("noisy", "1shot")})
     assert row["1-shot"].endswith("[uniform]")
     from atslib import claims as C
