@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .metrics import t_ci95
 from .paths import BUILD_FIG_DIR, FIGURES_DIR, ROOT
 
 GALLERY_DIR = FIGURES_DIR          # the committed gallery: written by `make figures` only
@@ -258,7 +259,6 @@ def seed_differences(diffs: dict, ax=None, title: str = "", unit: str = "points"
     """One column per comparison (``{label: per-seed differences}``): every seed as a dot, the mean
     with its 95% t-interval over seeds as a bar, and zero as a line. This is what the seed-paired
     test sees; a dot per seed shows whether one seed carries a mean."""
-    from .metrics import t_ci95
     plt = _plt()
     if ax is None:
         fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(diffs), 3.2))
