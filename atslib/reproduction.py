@@ -261,6 +261,15 @@ def bns_row(df, settings: dict, scale=100.0, digits=2) -> dict:
     return row
 
 
+def compare(df, grid, cell, a, b) -> dict:
+    """a - b in one cell: the mean difference over seeds, its seed-paired p (primary), the seeds used,
+    the hierarchical bootstrap 95% CI and the over-task p (conditional on the trained models)."""
+    d, p, n = paired(df, grid, cell, a, b)
+    lo, hi = boot_ci(df, grid, cell, a, b)
+    _, pt, _ = paired_tasks(df, grid, cell, a, b)
+    return {"diff": d, "p": p, "seeds": n, "lo": lo, "hi": hi, "p_tasks": pt}
+
+
 def significance(df, settings: dict, rank_cells: dict | None = None, others=("uniform", "BNS", "rank-sim-loss"),
                  method: str = "ats") -> pd.DataFrame:
     """``method`` vs uniform, vs BNS and vs rank-sim-loss (or ``others``) per setting: the difference,
@@ -277,12 +286,10 @@ def significance(df, settings: dict, rank_cells: dict | None = None, others=("un
             if other is None or other == method:
                 continue
             g, c = rank_cells.get((grid, cell), (grid, cell)) if key == "rank-sim-loss" else (grid, cell)
-            d, p, n = paired(df, g, c, method, other)
-            lo, hi = boot_ci(df, g, c, method, other)
-            _, pt, _ = paired_tasks(df, g, c, method, other)
+            r = compare(df, g, c, method, other)
             name = "ATS" if method == "ats" else method
-            row.update({f"{name}-{key}": d, f"p seeds ({key})": p, f"CI lo ({key})": lo, f"CI hi ({key})": hi,
-                        f"p tasks, cond. ({key})": pt, f"seeds ({key})": n})
+            row.update({f"{name}-{key}": r["diff"], f"p seeds ({key})": r["p"], f"CI lo ({key})": r["lo"],
+                        f"CI hi ({key})": r["hi"], f"p tasks, cond. ({key})": r["p_tasks"], f"seeds ({key})": r["seeds"]})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -298,16 +305,15 @@ def versus(df, settings: dict, others, method: str = "ats", name: str | None = N
     rows = []
     for label, (grid, cell) in settings.items():
         for other in others:
-            d, p, n = paired(df, grid, cell, method, other)
+            r = compare(df, grid, cell, method, other)
+            n, d, p = r["seeds"], r["diff"], r["p"]
             if not n:
                 continue
-            lo, hi = boot_ci(df, grid, cell, method, other)
-            _, pt, _ = paired_tasks(df, grid, cell, method, other)
             shown = n >= 2 and p < LEVEL
             rows.append({"setting": label, f"{name} −": other, "seeds": n, "points": f"{d * 100:+.2f}",
                          "p (seeds)": "–" if n < 2 else f"{p:.2g}",
-                         "95% CI": f"[{lo * 100:+.2f}, {hi * 100:+.2f}]",
-                         "p tasks (cond.)": f"{pt:.2g}",
+                         "95% CI": f"[{r['lo'] * 100:+.2f}, {r['hi'] * 100:+.2f}]",
+                         "p tasks (cond.)": f"{r['p_tasks']:.2g}",
                          verdict: (f"{name} better" if d > 0 else f"{name} worse") if shown else "no difference shown"})
     return pd.DataFrame(rows, columns=columns)
 
@@ -412,6 +418,6 @@ def trend(x, y) -> float:
     return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
 
 
-__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "versus", "seed_differences", "boot_ci", "power", "wide_table", "drug_columns", "bns_row",
+__all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "compare", "versus", "seed_differences", "boot_ci", "power", "wide_table", "drug_columns", "bns_row",
            "significance", "gains", "histories", "learning_curves", "with_start_candidate", "pool_records", "factor_separation", "prob_correlations",
            "trend", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]
