@@ -160,6 +160,8 @@ class Config:
                      "scheduler_hidden", "max_support", "max_query"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be an integer >= 1")
+        need(isinstance(self.budget_seed, int) and not isinstance(self.budget_seed, bool) and self.budget_seed >= 0,
+             "budget_seed", "must be an integer >= 0")
         need(self.ways >= 2, "ways", "must be >= 2")
         need(self.max_pools in (1, 2, 3, 4), "max_pools", "allowed: 1, 2, 3, 4")
         for name in ("noise_ratio", "flip_prob", "hard_ratio", "ood_ratio"):

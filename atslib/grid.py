@@ -16,11 +16,13 @@ A grid is a YAML file (see ``experiments/``)::
         scale: {cpu: {...}, gpu: {...}}    # optional: this cell's presets replace the grid's
 
 A run's config is ``Config()`` <- scale preset <- cell config <- {method, seed}; strings may name
-``{seed}``, ``{shots}`` (any config field) and ``{results}`` (the folder holding OUT). Runs are
+``{seed}``, ``{shots}`` (any config field) and ``{results}`` (the folder holding OUT); a value that is one
+placeholder alone, e.g. ``budget_seed: "{seed}"``, keeps the field's type. Runs are
 ordered uniform and ATS first (every cell, every seed), then the rest. ``atslib.sweep`` trains them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,9 @@ def _need(ok, message: str) -> None:
 
 def _fill(value, names: dict):
     if isinstance(value, str):
+        whole = re.fullmatch(r"\{(\w+)\}", value)
+        if whole and whole.group(1) in names:       # "{seed}" alone keeps the field's type (an int)
+            return names[whole.group(1)]
         try:
             return value.format(**names)
         except (KeyError, IndexError, ValueError) as e:
