@@ -15,7 +15,11 @@ Baselines (our reading is stated where the papers leave room):
 - ``focal`` (Lin et al. 2017): uniform tasks, query loss replaced by the focal loss (gamma 2).
 - ``daml`` (difficulty-aware meta-learning, Li et al. 2020): uniform tasks, each task's query loss
   weighted by (1 - exp(-L_i))^2 (detached, normalised): harder tasks weigh more.
-- ``rank-sim-loss``: no network, the top B of z(sim_cos) - z(loss) (Proposition 1 of the paper).
+- ``rank-sim-loss``: no network, the top B of z(sim_cos) - z(loss) (Proposition 1 of the paper);
+  ``rank-sim+loss`` the top B of z(sim_cos) + z(loss): hard and aligned tasks, the other sign.
+- ``oracle-clean``: B of the pool's clean tasks, uniformly (all of them and uniform noisy ones when
+  fewer than B are clean). It alone reads the hidden truth (``x.oracle_truth``): the ceiling of
+  dropping noisy tasks, never a baseline.
 - ``paml`` and ``gcp``: see their classes.
 """
 from __future__ import annotations
@@ -118,19 +122,47 @@ class RankSimLoss(Method):
     Proposition 1 of the paper: the meta-loss under a scheduler improves when probabilities are
     positively correlated with the gradient similarity and negatively with the loss. The cosine is
     used rather than the raw inner product because its scale does not drift with the gradient norm.
+    ``loss_sign=+1`` (``rank-sim+loss``) ranks by z(sim_cos) + z(loss) instead: the hard, aligned
+    tasks the paper finds useful under a limited budget.
     """
 
     name = "rank-sim-loss"
 
+    def __init__(self, cfg, setup, loss_sign: float = -1.0):
+        super().__init__(cfg, setup)
+        self.loss_sign = float(loss_sign)
+
     def step(self, state, x):
         f = factors_of(state, x)
-        score = standardize(f.sim_cos) - standardize(f.loss)
+        score = standardize(f.sim_cos) + self.loss_sign * standardize(f.loss)
         idx = torch.topk(score, self.cfg.meta_batch).indices
         probs = torch.zeros(x.pool_size)
         probs[idx] = 1.0 / self.cfg.meta_batch
         idx = idx.to(x.setup.device)
         losses, scores = update(state, x, x.pool[idx])
         return Outcome(idx, probs, score=score, factors=f, losses=losses, scores=scores)
+
+
+class OracleClean(Method):
+    """B of the pool's clean tasks, uniformly: the ceiling of a scheduler that drops noisy tasks."""
+
+    name = "oracle-clean"
+
+    def step(self, state, x):
+        bad = x.oracle_truth.bad.cpu()
+        clean, noisy = torch.nonzero(~bad).flatten(), torch.nonzero(bad).flatten()
+        B = self.cfg.meta_batch
+        pick = clean[torch.randperm(len(clean), generator=x.gen)[:B]]
+        if len(pick) < B:                                   # fewer than B clean tasks in the pool
+            pick = torch.cat([pick, noisy[torch.randperm(len(noisy), generator=x.gen)[: B - len(pick)]]])
+        probs = torch.zeros(x.pool_size)
+        if len(clean):
+            probs[clean] = 1.0 / len(clean)
+        else:
+            probs[pick] = 1.0 / B
+        idx = pick.to(x.setup.device)
+        losses, scores = update(state, x, x.pool[idx])
+        return Outcome(idx, probs, losses=losses, scores=scores)
 
 
 def embeddings(model, pool) -> torch.Tensor:

@@ -13,6 +13,7 @@ from .baselines import (
     PAML,
     Focal,
     Method,
+    OracleClean,
     RankSimLoss,
     SelfPaced,
     Uniform,
@@ -20,8 +21,8 @@ from .baselines import (
 )
 from .registry import SPECS
 
-FAMILIES = {c.name: c for c in (Uniform, UniformVal, SelfPaced, Focal, DAML, PAML, GCP, RankSimLoss, ATS,
-                                ATSReweight, CheapATS)}
+FAMILIES = {c.name: c for c in (Uniform, UniformVal, SelfPaced, Focal, DAML, PAML, GCP, RankSimLoss, OracleClean,
+                                ATS, ATSReweight, CheapATS)}
 
 
 def make_method(cfg, setup) -> Method:

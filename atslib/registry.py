@@ -18,7 +18,9 @@ class MethodSpec:
     scheduled: bool = False           # ranks the pool by the ATS factors (pool records, noise AUC)
     non_adaptive: bool = False        # one of the paper's non-adaptive schedulers (a BNS candidate)
     images_only: bool = False         # composes tasks from classes (no molecule assays)
-    ats: dict = field(default_factory=dict)   # ATS parameters: factors, train_phi, zero_output
+    oracle: bool = False              # reads the pool's hidden truth: a ceiling, never a baseline
+    ats: dict = field(default_factory=dict)   # the family's parameters (ATS: factors, train_phi, zero_output;
+                                              # the fixed ranking: loss_sign)
     about: str = ""
 
 
@@ -32,6 +34,10 @@ SPECS = {s.name: s for s in (
     MethodSpec("paml", "paml", non_adaptive=True, about="novel tasks in embedding space"),
     MethodSpec("ats", "ats", scheduled=True, about="the adaptive task scheduler"),
     MethodSpec("rank-sim-loss", "rank-sim-loss", scheduled=True, about="fixed ranking z(sim) - z(loss), top B"),
+    MethodSpec("rank-sim+loss", "rank-sim-loss", scheduled=True, ats={"loss_sign": 1.0},
+               about="fixed ranking z(sim) + z(loss), top B: hard, aligned tasks"),
+    MethodSpec("oracle-clean", "oracle-clean", oracle=True,
+               about="oracle: B of the pool's clean tasks (reads the hidden truth; a ceiling, not a baseline)"),
     MethodSpec("ats-cheap", "ats-cheap", scheduled=True, about="ATS on cheap factors, phi every k steps"),
     MethodSpec("ats-random-phi", "ats", scheduled=True, ats={"train_phi": False, "zero_output": False},
                about="ablation: a random scheduler that never trains"),
@@ -43,5 +49,12 @@ SPECS = {s.name: s for s in (
 METHODS = tuple(SPECS)
 SCHEDULED = tuple(n for n, s in SPECS.items() if s.scheduled)
 NON_ADAPTIVE = tuple(n for n, s in SPECS.items() if s.non_adaptive)
+ORACLES = tuple(n for n, s in SPECS.items() if s.oracle)
 
-__all__ = ["MethodSpec", "SPECS", "METHODS", "SCHEDULED", "NON_ADAPTIVE"]
+
+def label(method: str) -> str:
+    """A method's name as tables show it: an oracle says so."""
+    return f"{method} (oracle)" if method in ORACLES else method
+
+
+__all__ = ["MethodSpec", "SPECS", "METHODS", "SCHEDULED", "NON_ADAPTIVE", "ORACLES", "label"]

@@ -30,6 +30,7 @@ from .features import Factors, pool_factors
 from .guards import NonFiniteError, check_factors, check_finite
 from .lockstep import batchable, tick
 from .metrics import auc
+from .registry import SPECS
 from .setup import Setup
 from .tasks import TaskBatch, stream
 
@@ -51,6 +52,7 @@ class StepInputs:
     pool: TaskBatch
     gen: torch.Generator
     composed_truth: TaskBatch | None = None     # set by ``compose`` (gcp), read by the records only
+    oracle_truth: TaskBatch | None = None       # the pool's truth, given to an oracle method only (registry)
 
     @property
     def cfg(self):
@@ -203,7 +205,9 @@ def step_inputs(setup: Setup, step: int) -> tuple[StepInputs, TaskBatch]:
     """(what the method sees at ``step``, the pool's truth): the pool is a function of (seed, step)."""
     cfg = setup.cfg
     full = setup.train_sampler.sample(cfg.pool_size, stream(cfg.seed, step, "pool")).to(setup.device)
-    return StepInputs(setup, step, full.hidden(), stream(cfg.seed, step, f"method/{cfg.method}")), full.diagnostics()
+    truth = full.diagnostics()
+    oracle = truth if SPECS[cfg.method].oracle else None
+    return StepInputs(setup, step, full.hidden(), stream(cfg.seed, step, f"method/{cfg.method}"), oracle_truth=oracle), truth
 
 
 def meta_step(setup: Setup, state: State, step: int) -> tuple[dict, dict | None]:
@@ -230,7 +234,7 @@ def record(out: Outcome, truth: TaskBatch, x: StepInputs, seconds: float) -> tup
     trained = x.composed_truth if out.composed else truth[out.indices.cpu().tolist()]
     noisy = trained.bad.cpu()
     wts = out.weights.detach().cpu() if out.weights is not None else torch.full((len(noisy),), 1.0 / len(noisy))
-    probs = out.probs.detach().cpu().float()
+    probs = out.probs.detach().cpu().to(torch.get_default_dtype())   # float32 runs: as computed
     pool_noisy = truth.bad.cpu()
     rec.update(clean_share=float((wts * (~noisy).float()).sum()), noisy_mass=float(probs[pool_noisy].sum()),
                pool_noisy=float(pool_noisy.float().mean()),
@@ -244,7 +248,7 @@ def record(out: Outcome, truth: TaskBatch, x: StepInputs, seconds: float) -> tup
     pool_rec = {"step": [step] * len(probs), "task": list(range(len(probs))), "prob": probs.tolist(),
                 "noisy": pool_noisy.tolist(), "loss": f.loss.tolist(), "sim_dot": f.sim_dot.tolist(),
                 "sim_cos": f.sim_cos.tolist(), "drawn": drawn.tolist(),
-                "score": (out.score if out.score is not None else probs).float().tolist(),
+                "score": (out.score if out.score is not None else probs).to(probs.dtype).tolist(),
                 **({"kind": truth.kind.tolist()} if truth.kind is not None else {})}
     return rec, pool_rec
 
