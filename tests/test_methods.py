@@ -111,3 +111,27 @@ def test_shared_per_task_meta_gradients_equal_the_batched_meta_gradient():
     batched = torch.autograd.grad(losses.mean(), list(p.values()))
     for a, b in zip(shared, batched):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method,sign", [("rank-sim-loss", -1.0), ("rank-sim+loss", 1.0)])
+def test_the_fixed_ranking_takes_the_top_b_of_its_sign(method, sign, tmp_path):
+    from atslib.scheduler import standardize
+    run = meta_train(tiny_config(method=method, noise_ratio=0.5), out=tmp_path / method)
+    pools = run.pool_frame()
+    assert len(pools)
+    for _, p in pools.groupby("step"):
+        want = standardize(torch.tensor(p["sim_cos"].values)) + sign * standardize(torch.tensor(p["loss"].values))
+        assert torch.allclose(torch.tensor(p["score"].values), want.to(torch.float64), atol=1e-5)
+        top = set(torch.topk(torch.tensor(p["score"].values), 2).indices.tolist())
+        assert set(p["task"].values[p["drawn"].astype(bool).values]) == {int(p["task"].values[i]) for i in top}
+
+
+def test_the_oracle_trains_only_on_clean_tasks_when_the_pool_has_enough(tmp_path):
+    from atslib.registry import ORACLES, label
+    assert ORACLES == ("oracle-clean",) and label("oracle-clean") == "oracle-clean (oracle)"
+    cfg = tiny_config(method="oracle-clean", noise_ratio=0.5)
+    h = pd.DataFrame(meta_train(cfg, out=tmp_path / "o").history)
+    n_clean = ((1 - h["pool_noisy"]) * cfg.pool_size).round()
+    enough = n_clean >= cfg.meta_batch
+    assert enough.any() and (h.loc[enough, "clean_share"] == 1.0).all()
+    assert (h.loc[~enough, "clean_share"] == n_clean[~enough] / cfg.meta_batch).all()
