@@ -81,7 +81,8 @@ def similarities(g_s: dict, g_q: dict):
     dot = dot_l.sum(1)
     cos = dot / (ns_l.sum(1).sqrt() * nq_l.sum(1).sqrt() + eps)
     layer_cos = dot_l / (ns_l.sqrt() * nq_l.sqrt() + eps)
-    return dot.float(), cos.float(), layer_cos.float(), layers
+    real = torch.get_default_dtype()                 # summed in float64, returned in the run's dtype
+    return dot.to(real), cos.to(real), layer_cos.to(real), layers
 
 
 @batchable("pool_factors")
