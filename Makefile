@@ -13,9 +13,11 @@ HEADLESS := MPLBACKEND=Agg TQDM_DISABLE=1
 
 # The gallery: `make figures` alone writes figures/ (notebooks run elsewhere write build/figures/ or
 # $$FIG_DIR), with the parameters of the committed figures passed explicitly; the notebooks' own
-# defaults are the fast ones meant for JupyterLab.
-GALLERY_PARAMS_02_training := -p STEPS 1000
-GALLERY_PARAMS_06_molecules := -p TRAIN True -p STEPS 200
+# defaults are the fast ones meant for JupyterLab. Every gallery figure and table reads committed
+# runs (02: the pretrained start; 06 by default: results/molecules/eta4), so `make figures` leaves
+# `git status` clean on any CPU: a float32 training run on another CPU's kernels differs in its
+# fourth digit, which a figure's bytes would show.
+GALLERY_PARAMS_02_training := -p COMMITTED ../results/pretrain/1shot/uniform-s0
 
 # `make lab`: JupyterLab on LAB_DIR. Jupyter Server reads JUPYTER_PORT and JUPYTER_TOKEN from the
 # environment; LAB_ARGS adds options (e.g. --no-browser). MPLBACKEND is removed, whoever set it, so

@@ -91,8 +91,9 @@ def test_makefile_headless_only_where_needed():
             and not line.startswith("echo")]
     assert len(figs) == len(NOTEBOOKS)
     assert all("MPLBACKEND=Agg" in line and f"-p FIG_DIR {ROOT}/figures" in line for line in figs)
-    assert any("02_training" in line and "-p STEPS 1000" in line for line in figs)
-    assert any("06_molecules" in line and "-p TRAIN True" in line for line in figs)
+    # the gallery trains nothing: 02 draws the committed pretrained start, 06 its committed runs
+    assert any("02_training" in line and "-p COMMITTED ../results/pretrain/1shot/uniform-s0" in line for line in figs)
+    assert not any(("-p TRAIN True" in line or "-p STEPS" in line) for line in figs)
     assert not any("REPORT" in line for line in figs)              # no notebook writes REPRODUCTION.md
     recipe = [line for line in dry("figures").splitlines() if line.strip() and not line.startswith("make")]
     assert recipe[-1].endswith("-m atslib report")                  # (under make, make[1] adds its own lines)
