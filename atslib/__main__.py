@@ -1,4 +1,4 @@
-"""Command line: ``python -m atslib {train,eval,sweep,bench} ...``.
+"""Command line: ``python -m atslib {train,eval,sweep,bench,report,data} ...``.
 
 Bad input never shows a traceback: one line on stderr naming the option, the value and what is
 allowed, exit code 2, and nothing written to the output directory.
@@ -17,6 +17,7 @@ from .config import METHODS, Config, ConfigError
 from .data import DataError
 from .evaluate import evaluate_run
 from .guards import NonFiniteError
+from .importers import LAYOUTS, format_summary, import_dataset
 from .loop import Run
 from .paths import FIGURES_DIR, REPORT
 from .popbench import main as population_bench_main
@@ -108,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=str(REPORT), help="the document (default REPRODUCTION.md)")
     r.add_argument("--tables", default=str(FIGURES_DIR / "tables"),
                    help="where notebooks 05 and 08 saved their tables (default figures/tables, as make figures does)")
+    d = sub.add_parser("data", help="import a few-shot dataset you have on disk (miniImageNet, Omniglot, ...)")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser)
+    di = dsub.add_parser("import", help="write the image contract from a dataset folder (nothing is downloaded)")
+    di.add_argument("src", help="the folder that holds the dataset's files")
+    di.add_argument("--out", required=True,
+                    help="PATH.npz, or a folder (any other name): the memory-mapped form for data larger than memory")
+    di.add_argument("--format", default=None, metavar="NAME",
+                    help="the layout (default: detected): " + ", ".join(LAYOUTS))
+    di.add_argument("--split", default="lake", metavar="lake|vinyals", help="omniglot's class split (default lake)")
+    di.add_argument("--image-size", type=int, default=None,
+                    help="resize to this many px (ravi-mini: default 84; omniglot: default 28; others keep theirs)")
+    di.add_argument("--shots", type=int, default=5, help="with --queries: images an episode needs per class (5)")
+    di.add_argument("--queries", type=int, default=15, help="(default 15: a class needs shots + queries images)")
+    di.add_argument("--quiet", action="store_true", help="no progress bar")
     b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     b.add_argument("--json", default=None, help="write the results as JSON here")
@@ -202,6 +217,19 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    if args.image_size is not None and not 8 <= args.image_size <= 512:
+        raise ConfigError(f"--image-size {args.image_size}: allowed: 8..512")
+    if args.shots < 1 or args.queries < 1:
+        raise ConfigError(f"--shots {args.shots} --queries {args.queries}: allowed: integers >= 1")
+    if args.split not in ("lake", "vinyals"):
+        raise ConfigError(f"--split {args.split}: allowed: lake, vinyals")
+    summary = import_dataset(args.src, args.out, args.format, need=args.shots + args.queries,
+                             progress=not args.quiet, size=args.image_size, split=args.split)
+    print(format_summary(summary))
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -217,6 +245,8 @@ def main(argv=None) -> int:
             return population_bench_main(args) if args.population else bench_main(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "data":
+            return cmd_data(args)
     except USER_ERRORS as e:
         print(f"python -m atslib {args.command}: error: {e}", file=sys.stderr)
         return 2

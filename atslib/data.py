@@ -4,6 +4,11 @@ Schema of an image npz (see ``data/build_quickdraw.py``): exactly ``x`` uint8 [N
 [N,H,W,3] (colour), ``y`` int16 [N] class index, ``names`` str [C], ``split`` int8 [C]
 (0 meta-train, 1 meta-val, 2 meta-test). ``load_images`` checks it and raises ``DataError``
 naming what is wrong; every run records the file's sha256.
+
+The same arrays may instead be a folder (written by ``python -m atslib data import``, see
+``atslib.importers``): ``x.npy``, ``y.npy``, ``names.npy``, ``split.npy`` and ``manifest.json`` (the
+sha256 of each array file). ``x.npy`` is memory-mapped, so a run reads only the images of the
+episodes it draws; the run records the manifest's sha256 (the arrays are not re-hashed at each start).
 """
 from __future__ import annotations
 
@@ -88,9 +93,27 @@ def read_npz(path: str | Path | None, default: Path = DEFAULT_IMAGES) -> tuple[P
         raise DataError(f"--data {p}: not a readable npz ({type(e).__name__}: {e}); is it truncated?") from None
 
 
+FOLDER_FILES = ("x.npy", "y.npy", "names.npy", "split.npy", "manifest.json")
+
+
+def read_folder(p: Path) -> dict:
+    """The arrays of the folder form, ``x`` memory-mapped (copy-on-write: torch needs a writable array)."""
+    missing = [f for f in FOLDER_FILES if not (p / f).is_file()]
+    if missing:
+        raise DataError(f"--data {p}: a folder without {', '.join(missing)}; an image folder (python -m atslib "
+                        f"data import) holds {', '.join(FOLDER_FILES)}")
+    try:
+        return {k: np.load(p / f"{k}.npy", mmap_mode="c" if k == "x" else None, allow_pickle=False)
+                for k in ("x", "y", "names", "split")}
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"--data {p}: an unreadable array ({type(e).__name__}: {e}); is it truncated?") from None
+
+
 def load_images(path: str | Path | None = None) -> ImageData:
-    """Load and validate an image npz; raise ``DataError`` with a one-line reason."""
-    p, arrays = read_npz(path)
+    """Load and validate an image npz or folder; raise ``DataError`` with a one-line reason."""
+    p = resolve(path)
+    folder = p.is_dir()
+    p, arrays = (p, read_folder(p)) if folder else read_npz(path)
     expected = {"x", "y", "names", "split"}
     if set(arrays) != expected:
         raise DataError(f"--data {p}: keys {sorted(arrays)}; an image npz has exactly {sorted(expected)}")
@@ -106,8 +129,12 @@ def load_images(path: str | Path | None = None) -> ImageData:
     if y.size and (y.min() < 0 or y.max() >= len(names)):
         raise DataError(f"--data {p}: y has class indices outside [0, {len(names) - 1}]")
     xt = torch.from_numpy(x)
-    xt = xt.unsqueeze(1) if x.ndim == 3 else xt.permute(0, 3, 1, 2).contiguous()
-    return ImageData(xt, torch.from_numpy(y.astype(np.int64)), [str(n) for n in names], split, p, sha256(p))
+    if x.ndim == 3:
+        xt = xt.unsqueeze(1)
+    else:   # a view on a memory-mapped file (copying would read it all); episodes are made contiguous
+        xt = xt.permute(0, 3, 1, 2) if folder else xt.permute(0, 3, 1, 2).contiguous()
+    digest = sha256(p / "manifest.json") if folder else sha256(p)
+    return ImageData(xt, torch.from_numpy(y.astype(np.int64)), [str(n) for n in names], split, p, digest)
 
 
 def check_task_shape(data: ImageData, ways: int, shots: int, queries: int, budget: int | None) -> None:

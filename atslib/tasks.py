@@ -214,7 +214,7 @@ class EpisodeSampler:
             for w in range(self.ways):
                 r = self.rows[int(classes[t, w])]
                 rows[t, w] = r[torch.randperm(len(r), generator=g)[: k + q]]
-        x = self.data.x[rows].to(torch.get_default_dtype()).div_(255.0)                        # (T, N, K+Q, C, H, W)
+        x = self.data.x[rows].contiguous().to(torch.get_default_dtype()).div_(255.0)                        # (T, N, K+Q, C, H, W)
         if shifted is not None and shifted.any():
             x[shifted] = shift_images(x[shifted], self.ood_shift)
         labels = torch.arange(self.ways).view(1, self.ways, 1).expand(n, self.ways, k + q)
