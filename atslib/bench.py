@@ -53,7 +53,7 @@ from .step import State, TaskGrads, bounded, lookahead, meta_step, params, step_
 from .tasks import EpisodeSampler, stream
 
 DEFAULTS = dict(pool_size=10, meta_batch=2, image_size=28, ways=5, shots=1, queries=15, width=32,
-                repeats=5, warmup=2, inner="anil", draws_per_step=2, threads=None)
+                repeats=5, warmup=2, inner="anil", draws_per_step=2, threads=None, data=None, max_pools=3)
 METHODS = ("uniform", "ats", "ats-cheap", "ats-reference")
 WORKERS = METHODS + ("factors-loop", "factors-batched")
 FLOOR = ("uniform_step", "pool_forward_backward", "lookahead", "validation")
@@ -68,11 +68,11 @@ def make_config(s: dict, name: str) -> Config:
     return Config(method=name if name in ("uniform", "ats-cheap") else "ats", device=s["device"], ways=s["ways"],
                   shots=s["shots"], queries=s["queries"], width=s["width"], pool_size=s["pool_size"],
                   meta_batch=s["meta_batch"], inner=s["inner"], draws_per_step=s["draws_per_step"],
-                  steps=100_000, seed=0).validate()
+                  data=s.get("data"), max_pools=s.get("max_pools", 3), steps=100_000, seed=0).validate()
 
 
 def make_setup(cfg: Config, size: int):
-    """``datasets.build_setup``, with QuickDraw resized (bilinear) to ``size`` px when that is not 28."""
+    """``datasets.build_setup``, with the images resized (bilinear) to ``size`` px when they are not."""
     setup = build_setup(cfg)
     if tuple(setup.data.x.shape[-2:]) == (size, size):
         return setup
