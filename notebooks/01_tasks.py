@@ -30,6 +30,15 @@
 # meta-train classes kept in the limited-budget setting). In JupyterLab, the sliders at the end
 # redraw everything for other values (once, after you release a slider).
 #
+# **Your own data.** `DATA` names another image file in the project's format. To use a dataset you
+# already have (miniImageNet, tieredImageNet, Omniglot, CIFAR-FS, FC100 in the layouts people
+# download), import it once, offline, then point `DATA` (or `--data` of a training run) at the result:
+#
+#     python -m atslib data import ~/datasets/mini-imagenet --out data/mini-imagenet.npz
+#
+# Every cell below then shows that dataset (colour images are drawn in colour); `docs/your-own-data.md`
+# lists the layouts and what a mismatch prints.
+#
 # **How long.** Run All takes about 20 s on two CPU cores; nothing trains. Figures go to
 # `build/figures/` (or `FIG_DIR`); only `make figures` writes the gallery in `figures/`.
 
@@ -44,6 +53,7 @@ BUDGET = 16
 SEED = 0
 N_TASKS = 2000  # tasks drawn to measure the realised noise rate
 FIG_DIR = None  # None: $FIG_DIR, else build/figures/
+DATA = None  # an image npz or imported folder; None: QuickDraw (data/quickdraw100.npz)
 
 # %%
 import atslib
@@ -53,8 +63,8 @@ from atslib.tasks import EpisodeSampler, budget_classes, stream
 
 if SMOKE:
     N_TASKS = 200
-data = load_images()
-print(f"{data.path.name}: {len(data.x)} drawings of {tuple(data.x.shape[1:])}, {data.n_classes} classes, "
+data = load_images(DATA)
+print(f"{data.path.name}: {len(data.x)} images of {tuple(data.x.shape[1:])}, {data.n_classes} classes, "
       f"sha256 {data.sha256[:12]}")
 reports.split_table(data)
 

@@ -234,3 +234,19 @@ def test_a_folder_without_its_files_is_refused_by_train(tmp_path):
                         "--steps", "1"], capture_output=True, text=True, env=env, cwd=ROOT)
     _fails(r, "y.npy", "manifest.json")
     assert not (tmp_path / "r").exists()
+
+
+def test_notebook_01_shows_an_imported_dataset(tmp_path):
+    papermill = pytest.importorskip("papermill")
+    src = tmp_path / "src"
+    src.mkdir()
+    M.l2l_mini(src)
+    importers.import_dataset(src, tmp_path / "mini", need=3, progress=False)      # the folder form
+    nb = ROOT / "notebooks" / "01_tasks.ipynb"
+    params = {"SMOKE": True, "FIG_DIR": str(tmp_path / "figures"), "DATA": str(tmp_path / "mini"), "WAYS": 2,
+              "SHOTS": 1, "QUERIES": 2, "BUDGET": 3}
+    papermill.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=params, kernel_name="python3",
+                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+    text = (tmp_path / nb.name).read_text()
+    assert "mini: 66 images of (3, 84, 84), 11 classes" in text
+    assert (tmp_path / "figures" / "01_episode.png").stat().st_size > 1000

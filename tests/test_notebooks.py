@@ -48,6 +48,19 @@ def test_runs_headless_with_smoke_parameters(nb, tmp_path):
     assert all(f.stat().st_size > 1000 for f in figs)
 
 
+def test_02_gallery_draws_the_committed_start_without_training(tmp_path):
+    papermill = pytest.importorskip("papermill")
+    nb = ROOT / "notebooks" / "02_training.ipynb"
+    params = {"FIG_DIR": str(tmp_path / "figures"), "COMMITTED": "../results/pretrain/1shot/uniform-s0",
+              "RUN_DIR": str(tmp_path / "run")}
+    papermill.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=params, kernel_name="python3",
+                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+    text = (tmp_path / nb.name).read_text()
+    assert "test accuracy 54.88" in text and "after 300 steps" in text
+    assert not (tmp_path / "run").exists()                 # nothing trained
+    assert (tmp_path / "figures" / "02_learning_curves.png").stat().st_size > 1000
+
+
 def test_seed_differences_plot():
     """One dot per seed and one mean-with-interval per comparison; the mean is the seeds' mean."""
     import numpy as np
