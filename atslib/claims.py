@@ -16,18 +16,24 @@ import pandas as pd
 
 from .grid import expand, load_grid, status
 from .paths import FIGURES_DIR, REPORT
+from .metrics import holm
 from .reproduction import (
     LEVEL,
     NON_ADAPTIVE,
     bns,
+    budget_primary,
     cell_stats,
     factor_separation,
     gains,
+    late_entropy,
     paired,
+    paired_ci,
     paired_tasks,
     pool_records,
     prob_correlations,
+    runs,
     trend,
+    untestable,
 )
 
 # -- the study's settings: label -> (grid, cell) ----------------------------------------------
@@ -83,12 +89,47 @@ def _two_part_claim(claim, paper, where, values: dict, threshold: float) -> dict
             "verdict": "holds" if k == len(values) else "partly" if k else "does not hold"}
 
 
+NOT_TESTABLE = "not testable at this scale"
+ORACLE_CELL = ("decisive", "1shot")
+DECISIVE_ABLATIONS = ("ats-loss-only", "ats-sim-only", "ats-reweight", "ats-random-phi")
+BUDGET_BINDING = ("budget-binding", "b16")
+BUDGET_CONTROL = ("budget-binding", "b64")
+BINDS_AT = 2.0          # points of uniform's 64 - 16 classes gap at which a budget binds (the pilot's rule)
+
+
+def _p(p, ph=None) -> str:
+    return f"p={p:.2g}" + (f", Holm {ph:.2g}" if ph is not None and np.isfinite(ph) else "")
+
+
+def _budget_gap(df, small, large) -> float:
+    """Points by which uniform with every class beats uniform under the budget (seed means)."""
+    a, b = (cell_stats(df, *c, ("uniform",)) for c in (large, small))
+    return float("nan") if a.empty or b.empty else float(a["mean"].iloc[0] - b["mean"].iloc[0]) * 100
+
+
+def _entropy_note(df, g, cell, method="ats") -> str:
+    """The scheduler's late-training entropy over its runs, against the uniform maximum ln(pool size)."""
+    r = runs(df, g, cell, method)
+    e = np.array([late_entropy(d) for d in r["dir"]], dtype=float)
+    e = e[np.isfinite(e)]
+    if not e.size:
+        return ""
+    top = float(np.log(r["pool_size"].astype(float).iloc[0])) if "pool_size" in r else float(np.log(10))
+    near = int((e > top - 0.05).sum())
+    return (f" [ATS entropy, late half: median {np.median(e):.2f} of a maximum {top:.3f}; {near} of {e.size} runs "
+            f"within 0.05 of uniform]")
+
+
 def claims(df, test: str = "seeds") -> pd.DataFrame:
-    """Each claim of the seed with our numbers and a verdict: holds / partly / does not hold / pending.
+    """Each claim with our numbers and a verdict: holds / partly / does not hold / inconclusive /
+    not testable at this scale (with the reason) / pending (its runs have not finished).
 
     Verdicts rest on ``test``: "seeds" (the primary, paired over seeds) or "tasks" (over the meta-test
     tasks of the trained models, conditional on them; what the verdicts rested on before, kept to
-    show which verdicts it inflated).
+    show which verdicts it inflated). Where a claim makes several comparisons, each has its
+    Holm-adjusted p beside the raw one (the family: that claim's comparisons), and the verdict uses
+    the adjusted p. A comparison whose seed pairs mostly end at their common start cannot separate
+    the methods; a budget claim needs a budget that binds (uniform loses >= 2 points to it).
     """
     if test not in ("seeds", "tasks"):
         raise ValueError(f"test {test!r}; allowed: seeds, tasks")
@@ -98,8 +139,8 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
     rows = []
     # 1. ATS beats every baseline under noise
     c, paper = "ATS beats every baseline under noise", "1-shot +2.54, 5-shot +3.70 points over uniform; drug R² 0.233 vs 0.202 (η=4); * vs BNS at 0.01"
-    parts, wins_u, wins_all, complete = [], 0, 0, True
     settings = {**NOISY, **DRUG_NOISY, **{f"decisive {k}": DECISIVE[k] for k in ("1-shot 1000", "5-shot 1000")}}
+    found, complete = [], True
     for label, (g, cell) in settings.items():
         du, pu, n = paired_(df, g, cell, "ats", "uniform")
         if n == 0:
@@ -113,17 +154,31 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         db, pb, _ = paired_(df, g, cell, "ats", b)
         dr, pr, _ = paired_(df, *RANK_CELL.get((g, cell), (g, cell)), "ats", "rank-sim-loss")
         _, pw, _ = other_(df, g, cell, "ats", "uniform")
-        sc, dg, unit = (100, 2, " pts") if g != "molecules" else (1, 3, " R²")
-        parts.append(f"{label}: vs uniform {du * sc:+.{dg}f}{unit} (p={pu:.2g}, {n} seeds; {other_name} p={pw:.2g}), "
-                     f"vs BNS [{b}] {db * sc:+.{dg}f} (p={pb:.2g}), vs rank-sim-loss {dr * sc:+.{dg}f} (p={pr:.2g})"
-                     + (f" [baselines not finished: {', '.join(missing)}]" if missing else ""))
-        wins_u += int(du > 0 and pu < LEVEL)
-        wins_all += int(du > 0 and pu < LEVEL and db > 0 and pb < LEVEL)
-    if not parts:
+        found.append(dict(label=label, g=g, cell=cell, du=du, pu=pu, n=n, b=b, db=db, pb=pb, dr=dr, pr=pr, pw=pw,
+                          missing=missing, why=untestable(df, g, cell, "ats", "uniform")))
+    if not found:
         rows.append(_pending(c, paper))
     else:
-        verdict = ("pending" if not complete else "holds" if wins_all == len(settings) else
-                   "partly" if wins_u else "does not hold")
+        adj = holm([x for f in found for x in (f["pu"], f["pb"], f["pr"])]).reshape(-1, 3)
+        parts, testable, wins_u, wins_all = [], 0, 0, 0
+        for f, (hu, hb, hr) in zip(found, adj):
+            sc, dg, unit = (100, 2, " pts") if f["g"] != "molecules" else (1, 3, " R²")
+            text = (f"{f['label']}: vs uniform {f['du'] * sc:+.{dg}f}{unit} ({_p(f['pu'], hu)}, {f['n']} seeds; "
+                    f"{other_name} p={f['pw']:.2g}), vs BNS [{f['b']}] {f['db'] * sc:+.{dg}f} ({_p(f['pb'], hb)}), "
+                    f"vs rank-sim-loss {f['dr'] * sc:+.{dg}f} ({_p(f['pr'], hr)})")
+            if f["missing"]:
+                text += f" [baselines not finished: {', '.join(f['missing'])}]"
+            if f["g"] == "molecules":
+                text += _entropy_note(df, f["g"], f["cell"])
+            if f["why"]:
+                text += f" [{NOT_TESTABLE}: {f['why']}]"
+            else:
+                testable += 1
+                wins_u += int(f["du"] > 0 and hu < LEVEL)
+                wins_all += int(f["du"] > 0 and hu < LEVEL and f["db"] > 0 and hb < LEVEL)
+            parts.append(text)
+        verdict = ("pending" if not complete else NOT_TESTABLE if not testable else
+                   "holds" if wins_all == testable == len(found) else "partly" if wins_u else "does not hold")
         rows.append({"claim": c, "paper": paper, "ours": "; ".join(parts), "verdict": verdict})
     # 2. gain over uniform grows with the noise ratio
     c, paper = "the gain over uniform is larger at high noise", "+2.1, +1.6, +2.5, +5.7 at ratios 0.2-0.8"
@@ -133,15 +188,24 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
     else:
         x = gn["setting"].astype(float)
         slope = trend(x, gn["gain"] * 100)
-        ours = (", ".join(f"{r}: {v * 100:+.2f} (p={p:.2g})" for r, v, p in zip(gn["setting"], gn["gain"], gn["p"]))
+        ph = holm(gn["p"].to_numpy())
+        why = {r: untestable(df, *RATIOS[r], "ats", "uniform") for r in gn["setting"]}
+        ours = (", ".join(f"{r}: {v * 100:+.2f} ({_p(p, h)}{'; ' + why[r] if why[r] else ''})"
+                          for r, v, p, h in zip(gn["setting"], gn["gain"], gn["p"], ph))
                 + f"; slope {slope:+.2f} pts per unit ratio")
         hi_lo = gn["gain"].iloc[-1] > gn["gain"].iloc[0]
-        significant = (gn["gain"] > 0) & (gn["p"] < LEVEL)
+        significant = (gn["gain"] > 0).to_numpy() & (ph < LEVEL)
+        blocked = [r for r, w in why.items() if w]
+        if len(gn) < 4:
+            verdict = "pending"
+        elif blocked:         # a trend over ratios needs every ratio, the high-noise end above all
+            verdict = NOT_TESTABLE
+            ours += f" [{NOT_TESTABLE}: at ratio {', '.join(blocked)} most seed pairs end at their start (150 steps)]"
+        else:
+            verdict = ("holds" if slope > 0 and hi_lo and significant[-1] else
+                       "partly" if significant.any() else "does not hold")
         rows.append({"claim": c, "paper": paper, "ours": ours + ("" if len(gn) == 4 else f" ({len(gn)}/4 ratios)"),
-                     # holds: a positive trend whose high-noise end is a significant gain; partly: a
-                     # significant gain at some ratio (a trend of gains none of which is significant is none)
-                     "verdict": ("holds" if slope > 0 and hi_lo and significant.iloc[-1] else
-                                 "partly" if significant.any() else "does not hold") if len(gn) == 4 else "pending"})
+                     "verdict": verdict})
     # 3. gain shrinks as the budget grows
     c, paper = "the gain over uniform shrinks as the budget grows", "+1.54, +1.20, +0.82, +0.54 at 16, 32, 48, 64 classes"
     gb = gains(df, {str(k): v for k, v in BUDGETS.items()}, test=paired_).dropna(subset=["gain"])
@@ -149,41 +213,114 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         rows.append(_pending(c, paper))
     else:
         slope = trend(gb["setting"].astype(float), gb["gain"] * 100)
-        ours = ", ".join(f"{b} classes: {v * 100:+.2f} (p={p:.2g})" for b, v, p in zip(gb["setting"], gb["gain"], gb["p"]))
-        # a gain must exist at the smallest budget before it can shrink
-        pos16 = gb["gain"].iloc[0] > 0 and gb["p"].iloc[0] < LEVEL
-        rows.append({"claim": c, "paper": paper, "ours": ours + f"; slope {slope * 16:+.2f} pts per 16 classes",
-                     "verdict": ("holds" if slope < 0 and pos16 else "partly" if pos16 else "does not hold")
-                     if len(gb) == 4 else "pending"})
-    # 4. both factors are needed
+        ph = holm(gb["p"].to_numpy())
+        ours = ", ".join(f"{b} classes: {v * 100:+.2f} ({_p(p, h)})"
+                         for b, v, p, h in zip(gb["setting"], gb["gain"], gb["p"], ph))
+        gap = _budget_gap(df, BUDGETS[16], BUDGETS[64])
+        pos16 = gb["gain"].iloc[0] > 0 and ph[0] < LEVEL
+        verdict = ("pending" if len(gb) < 4 else
+                   NOT_TESTABLE if not gap >= BINDS_AT else
+                   "holds" if slope < 0 and pos16 else "partly" if pos16 else "does not hold")
+        ours += f"; slope {slope * 16:+.2f} pts per 16 classes; uniform 64 − 16 classes {gap:+.2f} pts"
+        if verdict == NOT_TESTABLE:
+            ours += (f" [{NOT_TESTABLE}: at 300 steps the budget does not bind (uniform loses {gap:.2f} < {BINDS_AT:g} "
+                     f"points to it); see the pre-registered budget test]")
+        rows.append({"claim": c, "paper": paper, "ours": ours, "verdict": verdict})
+    # 4. both factors are needed: the 1000-step decisive cell; the 150-step ablation cells for reference
     c, paper = "both factors are needed (each single-factor ablation is below ATS)", "loss-only and sim-only below ATS everywhere"
-    parts, ok, some, n = [], 0, 0, 0
-    for label, (g, cell) in ABLATIONS.items():
-        s = cell_stats(df, g, cell, ("ats", "ats-loss-only", "ats-sim-only")).set_index("method")
-        if len(s) < 3:
-            continue
-        n += 1
-        sc, dg = (1, 3) if "drug" in cell else (100, 2)
-        lo, plo, _ = paired_(df, g, cell, "ats", "ats-loss-only")
-        si, psi, _ = paired_(df, g, cell, "ats", "ats-sim-only")
-        ok += int(lo > 0 and plo < LEVEL and si > 0 and psi < LEVEL)   # "below ATS" means significantly below
-        some += int((lo > 0 and plo < LEVEL) or (si > 0 and psi < LEVEL))
-        parts.append(f"{label}: ATS − loss-only {lo * sc:+.{dg}f} (p={plo:.2g}), ATS − sim-only {si * sc:+.{dg}f} "
-                     f"(p={psi:.2g})")
-    rows.append(_pending(c, paper) if n == 0 else {
-        "claim": c, "paper": paper, "ours": "; ".join(parts) + ("" if n == 3 else f" ({n}/3 settings)"),
-        "verdict": "pending" if n < 3 else "holds" if ok == 3 else "partly" if some else "does not hold"})
+    g, cell = DECISIVE["1-shot 1000"]
+    have = [m for m in ("ats-loss-only", "ats-sim-only") if len(runs(df, g, cell, m)) >= 5]
+    old = []
+    for label, (ga, ca) in ABLATIONS.items():
+        lo, plo, n = paired_(df, ga, ca, "ats", "ats-loss-only")
+        si, psi, _ = paired_(df, ga, ca, "ats", "ats-sim-only")
+        if n:
+            sc, dg = (1, 3) if "drug" in ca else (100, 2)
+            why = [w for w in (untestable(df, ga, ca, "ats", m) for m in ("ats-loss-only", "ats-sim-only")) if w]
+            old.append(f"{label} (150 steps): − loss-only {lo * sc:+.{dg}f} (p={plo:.2g}), − sim-only {si * sc:+.{dg}f} "
+                       f"(p={psi:.2g})" + (f" [{NOT_TESTABLE}: {why[0]}]" if why else ""))
+    if len(have) < 2:
+        rows.append({"claim": c, "paper": paper, "verdict": "pending",
+                     "ours": "1000-step ablations (decisive 1-shot, seeds 0-4) not finished; earlier cells: " + "; ".join(old)})
+    else:
+        res = [paired_ci(df, g, cell, "ats", m) for m in ("ats-loss-only", "ats-sim-only")]
+        ph = holm([r[1] for r in res])
+        parts = [f"ATS − {m} {r[0] * 100:+.2f} [{r[2] * 100:+.2f}, {r[3] * 100:+.2f}] ({_p(r[1], h)}, {r[4]} seeds)"
+                 for m, r, h in zip(("loss-only", "sim-only"), res, ph)]
+        ok = [r[0] > 0 and h < LEVEL for r, h in zip(res, ph)]
+        rows.append({"claim": c, "paper": paper, "verdict": "holds" if all(ok) else "partly" if any(ok) else "does not hold",
+                     "ours": "decisive 1-shot, 1000 steps: " + "; ".join(parts) + "; earlier cells: " + "; ".join(old)})
     # 5. noisy tasks: high loss, low similarity; 6. limited budget: valuable tasks at high loss and high similarity
     sep = factor_separation(pool_records(df, "noisy", "1shot", "ats"))
     rows.append(_two_part_claim(
         "noisy tasks sit at high loss and low gradient similarity", "scatter plots: noisy tasks high loss / low sim",
         "1-shot, noise 0.6, ATS pools (2nd half): ", {"AUC(noisy | high loss)": sep["auc_loss"],
                                                       "AUC(noisy | low similarity)": sep["auc_low_sim"]}, 0.6))
-    rc = prob_correlations(pool_records(df, "budget", "b16-1shot", "ats"))
-    rows.append(_two_part_claim(
-        "with a limited budget, ATS favours tasks of high loss and high similarity",
-        "scatter: chosen tasks high loss, high sim", "16 classes, 1-shot, ATS pools (2nd half): ",
-        {"Spearman(prob, loss)": rc["rho_loss"], "Spearman(prob, similarity)": rc["rho_sim"]}, 0.0))
+    c6, p6 = "with a limited budget, ATS favours tasks of high loss and high similarity", "scatter: chosen tasks high loss, high sim"
+    primary = budget_primary(df, *BUDGET_BINDING)
+    if primary["complete"]:
+        rc = prob_correlations(pool_records(df, *BUDGET_BINDING, "ats"))
+        rows.append(_two_part_claim(c6, p6, f"16 classes, 1-shot, 800 steps (binding), ATS pools (2nd half), "
+                                            f"{primary['seeds']} seeds: ",
+                                    {"Spearman(prob, loss)": rc["rho_loss"], "Spearman(prob, similarity)": rc["rho_sim"]}, 0.0))
+    else:
+        rc = prob_correlations(pool_records(df, "budget", "b16-1shot", "ats"))
+        gap = _budget_gap(df, BUDGETS[16], BUDGETS[64])
+        rows.append({"claim": c6, "paper": p6, "verdict": "pending",
+                     "ours": (f"300-step cell: Spearman(prob, loss) {rc['rho_loss']:+.3f}, (prob, similarity) "
+                              f"{rc['rho_sim']:+.3f}, but the budget does not bind there (uniform 64 − 16 classes "
+                              f"{gap:+.2f} pts); the binding 800-step grid has {primary['seeds']} of 20 seeds")})
+    # 7. the paper's "Rank by Sim/Loss" ablation: ATS above the fixed ranking
+    c, paper = "ATS beats the fixed ranking by similarity and loss (the paper's Rank by Sim/Loss)", "+1.37 (1-shot), +1.60 (5-shot) points"
+    ref = {"1-shot 1000": 1.37, "5-shot 1000": 1.60}
+    res = {k: paired_ci(df, *DECISIVE[k], "ats", "rank-sim-loss") for k in ref}
+    if any(r[4] < 2 for r in res.values()):
+        rows.append(_pending(c, paper))
+    else:
+        ph = holm([r[1] for r in res.values()])
+        parts = [f"decisive {k}: {r[0] * 100:+.2f} [{r[2] * 100:+.2f}, {r[3] * 100:+.2f}] ({_p(r[1], h)}, {r[4]} seeds)"
+                 for (k, r), h in zip(res.items(), ph)]
+        win = [r[0] > 0 and h < LEVEL for r, h in zip(res.values(), ph)]
+        below = [r[3] * 100 < ref[k] for k, r in res.items()]          # the paper's gap outside our interval
+        verdict = ("holds" if all(win) else "partly" if any(win) else
+                   "does not hold" if all(below) else "inconclusive at this scale")
+        rows.append({"claim": c, "paper": paper, "verdict": verdict,
+                     "ours": "; ".join(parts) + ("; the paper's gaps lie above both 95% intervals" if all(below) else "")})
+    # 8. our finding: the noise ceiling (the oracle reads the hidden noise flags; never a baseline)
+    c, paper = ("finding (ours): ATS and the fixed ranking reach the clean-task ceiling under noise",
+                "not in the paper; the ceiling is oracle-clean, which trains only on the pool's clean tasks")
+    if len(runs(df, *ORACLE_CELL, "oracle-clean")) < 2:
+        rows.append(_pending(c, paper))
+    else:
+        res = {m: paired_ci(df, *ORACLE_CELL, m, "oracle-clean") for m in ("ats", "rank-sim-loss", "uniform")}
+        ph = holm([r[1] for r in res.values()])
+        o = cell_stats(df, *ORACLE_CELL, ("oracle-clean",))
+        parts = [f"{m} − oracle {r[0] * 100:+.2f} [{r[2] * 100:+.2f}, {r[3] * 100:+.2f}] ({_p(r[1], h)}, {r[4]} seeds)"
+                 for (m, r), h in zip(res.items(), ph)]
+        # "reach": no difference from the oracle, the intervals saying how close that is shown
+        reach = [res[m][2] <= 0 <= res[m][3] or res[m][0] > 0 for m in ("ats", "rank-sim-loss")]
+        rows.append({"claim": c, "paper": paper,
+                     "verdict": "holds" if all(reach) else "partly" if any(reach) else "does not hold",
+                     "ours": f"decisive 1-shot (noise 0.6, flip 0.8, 1000 steps): oracle {o['mean'].iloc[0] * 100:.2f}%; "
+                             + "; ".join(parts)})
+    # 9. the pre-registered budget test: ATS against the best fixed rule where the budget binds
+    c, paper = ("with a binding class budget, ATS beats the best fixed rule (pre-registered 2026-12-02)",
+                "budget: +1.54 over uniform at 16 classes; valuable tasks are hard and aligned")
+    gap = _budget_gap(df, BUDGET_BINDING, BUDGET_CONTROL)
+    if not primary["complete"]:
+        rows.append({"claim": c, "paper": paper, "verdict": "pending",
+                     "ours": f"{primary['seeds']} of 20 seeds finished (all four methods)"
+                             + (f"; uniform 64 − 16 classes {gap:+.2f} pts" if np.isfinite(gap) else "")})
+    else:
+        lo, hi = primary["ci"]
+        win = primary["diff"] > 0 and primary["p"] < LEVEL
+        verdict = ("holds" if win else "does not hold" if primary["diff"] < 0 and primary["p"] < LEVEL else
+                   "inconclusive at this scale")
+        rows.append({"claim": c, "paper": paper, "verdict": verdict,
+                     "ours": (f"16 classes, 1-shot, 800 steps, {primary['seeds']} seeds: ATS − {primary['best_fixed']} "
+                              f"(best fixed rule on validation) {primary['diff'] * 100:+.2f} [{lo * 100:+.2f}, "
+                              f"{hi * 100:+.2f}] (p={primary['p']:.2g}; {primary['above']} seeds above 0); "
+                              f"uniform 64 − 16 classes {gap:+.2f} pts")})
     return pd.DataFrame(rows)
 
 

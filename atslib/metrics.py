@@ -99,3 +99,23 @@ def detectable_difference(sd: float, n: int, alpha: float = 0.01, power: float =
         return float("nan")
     df = n - 1
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+
+
+def holm(p) -> np.ndarray:
+    """Holm-adjusted p-values of a family of tests (NaN entries are left out of the family and kept NaN).
+
+    The k-th smallest of m p-values becomes max over j <= k of min(1, (m - j + 1) p_(j)): rejecting
+    where the adjusted p is below the level controls the family-wise error at that level.
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out

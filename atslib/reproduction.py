@@ -27,6 +27,7 @@ from .metrics import (
     auc,
     detectable_difference,
     hierarchical_bootstrap_ci,
+    holm,
     seed_paired_t,
     t_ci95,
 )
@@ -291,30 +292,39 @@ def significance(df, settings: dict, rank_cells: dict | None = None, others=("un
             row.update({f"{name}-{key}": r["diff"], f"p seeds ({key})": r["p"], f"CI lo ({key})": r["lo"],
                         f"CI hi ({key})": r["hi"], f"p tasks, cond. ({key})": r["p_tasks"], f"seeds ({key})": r["seeds"]})
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    cols = [c for c in out.columns if c.startswith("p seeds (")]
+    if cols:                          # the family: every seed-level comparison of the table
+        adj = holm(out[cols].to_numpy(dtype=float).ravel()).reshape(len(out), len(cols))
+        for j, c in enumerate(cols):
+            out.insert(out.columns.get_loc(c) + 1, c.replace("p seeds", "p Holm"), adj[:, j])
+    return out
 
 
 def versus(df, settings: dict, others, method: str = "ats", name: str | None = None) -> pd.DataFrame:
     """``method`` against each of ``others``, one row per (setting, other), in points of accuracy: the
     seeds both ran, the mean difference, the seed-paired p (primary), the hierarchical bootstrap 95%
-    CI, the over-task p (conditional on the trained models) and the verdict at ``LEVEL`` over seeds.
-    Rows with no common seed are left out."""
+    CI, the over-task p (conditional on the trained models) and the verdict at ``LEVEL`` over seeds,
+    on the Holm-adjusted p (the family: every row of the table). Rows with no common seed are left out."""
     name = name or ("ATS" if method == "ats" else method)
     verdict = f"verdict at {LEVEL:g}"
-    columns = ["setting", f"{name} −", "seeds", "points", "p (seeds)", "95% CI", "p tasks (cond.)", verdict]
-    rows = []
+    columns = ["setting", f"{name} −", "seeds", "points", "p (seeds)", "p (Holm)", "95% CI", "p tasks (cond.)", verdict]
+    rows, raw = [], []
     for label, (grid, cell) in settings.items():
         for other in others:
             r = compare(df, grid, cell, method, other)
             n, d, p = r["seeds"], r["diff"], r["p"]
             if not n:
                 continue
-            shown = n >= 2 and p < LEVEL
+            raw.append(p if n >= 2 else float("nan"))
             rows.append({"setting": label, f"{name} −": other, "seeds": n, "points": f"{d * 100:+.2f}",
                          "p (seeds)": "–" if n < 2 else f"{p:.2g}",
                          "95% CI": f"[{r['lo'] * 100:+.2f}, {r['hi'] * 100:+.2f}]",
-                         "p tasks (cond.)": f"{r['p_tasks']:.2g}",
-                         verdict: (f"{name} better" if d > 0 else f"{name} worse") if shown else "no difference shown"})
+                         "p tasks (cond.)": f"{r['p_tasks']:.2g}", "_d": d})
+    for row, ph in zip(rows, holm(raw)):
+        row["p (Holm)"] = f"{ph:.2g}" if np.isfinite(ph) else "–"
+        d = row.pop("_d")
+        row[verdict] = (f"{name} better" if d > 0 else f"{name} worse") if ph < LEVEL else "no difference shown"
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -421,3 +431,107 @@ def trend(x, y) -> float:
 __all__ = ["load_results", "cell_stats", "bns", "paired", "paired_tasks", "compare", "versus", "seed_differences", "boot_ci", "power", "wide_table", "drug_columns", "bns_row",
            "significance", "gains", "histories", "learning_curves", "with_start_candidate", "pool_records", "factor_separation", "prob_correlations",
            "trend", "NON_ADAPTIVE", "METHOD_ORDER", "LEVEL"]
+
+
+def paired_ci(df, grid, cell, a, b) -> tuple[float, float, float, float, int]:
+    """(mean a - b over seeds, paired-t p, 95% t-interval low, high, seeds) of the seed-level differences."""
+    d = seed_differences(df, grid, cell, a, b)
+    if d.size < 2:
+        return float("nan"), float("nan"), float("nan"), float("nan"), int(d.size)
+    mean, p = seed_paired_t(d, np.zeros_like(d))
+    h = t_ci95(d)
+    return mean, p, mean - h, mean + h, int(d.size)
+
+
+def kept_start_share(df, grid, cell, methods) -> tuple[int, int]:
+    """(runs that ended as their starting model, runs) over ``methods`` of a cell: a cell where most
+    runs keep their start measures the start, not the methods."""
+    r = df[(df.grid == grid) & (df.cell == cell) & df.method.isin(methods)]
+    return int(r["kept_start"].astype(bool).sum()), int(len(r))
+
+
+def late_entropy(run_dir) -> float:
+    """Mean scheduler entropy over the second half of a run (``history.csv``'s ``entropy``); NaN if none."""
+    f = Path(run_dir) / "history.csv"
+    if not f.is_file():
+        return float("nan")
+    h = pd.read_csv(f)
+    if "entropy" not in h or h["entropy"].notna().sum() == 0:
+        return float("nan")
+    h = h.dropna(subset=["entropy"])
+    return float(h[h["step"] >= h["step"].max() / 2]["entropy"].mean())
+
+
+def ties_at_start(df, grid, cell, a, b) -> tuple[int, int]:
+    """(seeds on which both a and b ended as their starting model, seeds both ran): such a pair differs
+    by exactly zero whatever the methods do, so a cell made mostly of them cannot test a - b."""
+    ra, rb, seeds = _common(df, grid, cell, a, b)
+    both = ra["kept_start"].astype(bool).to_numpy() & rb["kept_start"].astype(bool).to_numpy()
+    return int(both.sum()), len(seeds)
+
+
+def untestable(df, grid, cell, a, b) -> str | None:
+    """Why a - b cannot be tested in this cell at this scale (None when it can): most seed pairs end
+    as their common start."""
+    k, n = ties_at_start(df, grid, cell, a, b)
+    if n and 2 * k >= n:
+        return f"{k} of {n} seed pairs end at their start"
+    return None
+
+
+def prob_correlations_by_part(pools: pd.DataFrame, parts: int = 4) -> pd.DataFrame:
+    """``prob_correlations`` per consecutive part of training (quarters by default): step range and the
+    mean within-pool Spearman correlation of probability with loss and with similarity."""
+    from scipy import stats
+    if pools.empty:
+        return pd.DataFrame(columns=["part", "steps", "rho_loss", "rho_sim", "pools"])
+    top = pools["step"].max() + 1
+    rows = []
+    for i in range(parts):
+        lo, hi = i * top / parts, (i + 1) * top / parts
+        part = pools[(pools["step"] >= lo) & (pools["step"] < hi)]
+        rl, rs = [], []
+        for _, g in part.groupby(["seed", "step"]):
+            if len(g) > 2 and g["prob"].nunique() > 1:
+                rl.append(stats.spearmanr(g["prob"], g["loss"]).statistic)
+                rs.append(stats.spearmanr(g["prob"], g["sim_cos"]).statistic)
+        rows.append({"part": i + 1, "steps": f"{int(np.ceil(lo))}-{int(np.ceil(hi)) - 1}",
+                     "rho_loss": float(np.nanmean(rl)) if rl else float("nan"),
+                     "rho_sim": float(np.nanmean(rs)) if rs else float("nan"), "pools": len(rl)})
+    return pd.DataFrame(rows)
+
+
+def pairwise(df, grid, cell, methods, scale: float = 100.0) -> pd.DataFrame:
+    """Every pair of ``methods`` paired over seeds: difference, 95% t-interval, p and Holm-adjusted p
+    (the family: these comparisons), seeds and seeds above zero."""
+    from itertools import combinations
+    rows = []
+    for a, b in combinations(methods, 2):
+        mean, p, lo, hi, n = paired_ci(df, grid, cell, a, b)
+        d = seed_differences(df, grid, cell, a, b)
+        rows.append({"a": a, "b": b, "a - b": mean * scale, "CI lo": lo * scale, "CI hi": hi * scale, "p": p,
+                     "seeds": n, "seeds a > b": int((d > 0).sum())})
+    out = pd.DataFrame(rows, columns=["a", "b", "a - b", "CI lo", "CI hi", "p", "seeds", "seeds a > b"])
+    out.insert(6, "p (Holm)", holm(out["p"].to_numpy()) if len(out) else [])
+    return out
+
+
+BUDGET_FIXED = ("uniform", "rank-sim-loss", "rank-sim+loss")
+
+
+def budget_primary(df, grid="budget-binding", cell="b16", fixed=BUDGET_FIXED, seeds: int = 20) -> dict:
+    """The pre-registered primary test (REPRODUCTION.md, 2026-12-02): ATS minus the fixed rule with the
+    best mean validation accuracy, test accuracy paired over the seeds every method finished; pending
+    (``complete`` False) until ``seeds`` seeds have all four methods."""
+    rs = {m: runs(df, grid, cell, m) for m in (*fixed, "ats")}
+    common = sorted(set.intersection(*(set(r.seed) for r in rs.values()))) if all(len(r) for r in rs.values()) else []
+    out = {"seeds": len(common), "complete": len(common) >= seeds}
+    if len(common) < 2:
+        return out
+    val = {m: float(rs[m][rs[m].seed.isin(common)]["best_val"].astype(float).mean()) for m in fixed}
+    best = max(val, key=val.get)
+    sub = df[~((df.grid == grid) & (df.cell == cell)) | df.seed.isin(common)]
+    mean, p, lo, hi, n = paired_ci(sub, grid, cell, "ats", best)
+    d = seed_differences(sub, grid, cell, "ats", best)
+    return {**out, "best_fixed": best, "val": val, "diff": mean, "p": p, "ci": (lo, hi), "above": int((d > 0).sum()),
+            "sd": float(np.std(d, ddof=1))}

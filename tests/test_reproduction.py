@@ -100,10 +100,12 @@ def test_tables_and_claims(results):
     assert t_n.loc[0, "1-shot"].endswith("(n=3)") and t_n.loc[1, "1-shot"].endswith("(n=2)")
     v = R.versus(df, {"1-shot": ("noisy", "1shot"), "5-shot": ("noisy", "5shot")}, ("uniform", "spl", "gcp"))
     assert list(v["ATS −"]) == ["uniform", "spl"]                              # no gcp runs, no 5-shot runs
-    for _, r in v.iterrows():
-        d, p, n = R.paired(df, "noisy", "1shot", "ats", r["ATS −"])
-        assert r["seeds"] == n and r["points"] == f"{d * 100:+.2f}"
-        assert r["verdict at 0.01"] == ("no difference shown" if p >= 0.01 else "ATS better" if d > 0 else "ATS worse")
+    from atslib.metrics import holm
+    raw = [R.paired(df, "noisy", "1shot", "ats", m) for m in v["ATS −"]]
+    for (_, r), (d, p, n), ph in zip(v.iterrows(), raw, holm([x[1] for x in raw])):
+        assert r["seeds"] == n and r["points"] == f"{d * 100:+.2f}" and r["p (Holm)"] == f"{ph:.2g}"
+        # the verdict rests on the Holm-adjusted p of the table's family
+        assert r["verdict at 0.01"] == ("no difference shown" if ph >= 0.01 else "ATS better" if d > 0 else "ATS worse")
     assert R.versus(df, {"5-shot": ("noisy", "5shot")}, ("uniform",)).empty
     row = R.bns_row(df, {"1-shot": ("noisy", "1shot")})
     assert row["1-shot"].endswith("[uniform]")
@@ -315,3 +317,44 @@ def test_report_command_writes_only_the_block_from_saved_tables(tmp_path):
     plain.write_text("no markers")
     assert main(["report", "--out", str(plain), "--tables", str(tables)]) == 2 and plain.read_text() == "no markers"
     assert main(["report", "--out", str(doc), "--tables", str(tmp_path / "none")]) == 2
+
+
+def test_holm_against_a_hand_computation():
+    from atslib.metrics import holm
+    # sorted 0.01, 0.02, 0.04, 0.5 of m = 4: 4*0.01, 3*0.02, max(0.06, 2*0.04), max(0.08, 0.5)
+    got = holm([0.04, 0.5, 0.01, float("nan"), 0.02])
+    assert np.allclose(got[[2, 4, 0, 1]], [0.04, 0.06, 0.08, 0.5]) and np.isnan(got[3])
+    assert np.allclose(holm([0.9, 0.8]), [1.0, 1.0])              # 2 * 0.8 capped at 1, and monotone
+    assert (holm([0.3, 0.6, 0.7]) <= 1).all() and holm([]).size == 0
+
+
+def test_a_cell_whose_pairs_end_at_their_start_is_not_testable(tmp_path):
+    from atslib import reproduction as R
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.3, 0.7, 100)
+    fake_results(tmp_path, {("noisy", "1shot"): {"uniform": (0.5, [base] * 4), "ats": (0.5, [base + 0.01] * 4)}})
+    df = R.load_results(tmp_path)
+    assert R.untestable(df, "noisy", "1shot", "ats", "uniform") is None
+    df.loc[df.seed < 3, "kept_start"] = True              # 3 of 4 pairs are their start on both sides
+    assert R.ties_at_start(df, "noisy", "1shot", "ats", "uniform") == (3, 4)
+    assert R.untestable(df, "noisy", "1shot", "ats", "uniform") == "3 of 4 seed pairs end at their start"
+
+
+def test_budget_primary_takes_the_fixed_rule_best_on_validation(tmp_path):
+    from atslib import reproduction as R
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0.3, 0.7, 100)
+    offs = rng.normal(0, 0.003, 20)
+    cell = {"uniform": (0.40, [base + o for o in offs]),
+            "rank-sim-loss": (0.45, [base + 0.01 + o for o in offs]),          # best validation
+            "rank-sim+loss": (0.42, [base + 0.03 + o for o in offs]),          # best test: never chosen on test
+            "ats": (0.44, [base + 0.02 + o + e for o, e in zip(offs, rng.normal(0, 0.002, 20))])}
+    fake_results(tmp_path, {("budget-binding", "b16"): cell})
+    df = R.load_results(tmp_path)
+    r = R.budget_primary(df)
+    assert r["complete"] and r["seeds"] == 20 and r["best_fixed"] == "rank-sim-loss"
+    assert r["diff"] == pytest.approx(0.01, abs=0.002) and r["p"] < 0.01 and r["ci"][0] < r["diff"] < r["ci"][1]
+    assert not R.budget_primary(df[df.seed < 10])["complete"]
+    t = R.pairwise(df, "budget-binding", "b16", ("uniform", "rank-sim-loss", "rank-sim+loss", "ats"))
+    ok = t["p"].notna()                       # differences with no spread over seeds have no t-test
+    assert len(t) == 6 and ok.sum() >= 3 and (t.loc[ok, "p (Holm)"] >= t.loc[ok, "p"]).all()
