@@ -1,5 +1,4 @@
 """Every method trains a few steps; the scheduler learns to avoid noisy tasks on an easy case."""
-import time
 
 import pandas as pd
 import pytest
@@ -83,9 +82,7 @@ def test_ats_learns_to_avoid_noisy_tasks():
     cfg = tiny_config(method="ats", noise_ratio=0.6, flip_prob=0.8, steps=40, pool_size=6, meta_batch=2,
                       val_tasks=4, queries=15, width=32, eval_every=1000, n_val_tasks=10, n_test_tasks=10,
                       checkpoint_every=1000)
-    t0 = time.process_time()
-    run = meta_train(cfg)
-    assert time.process_time() - t0 < 60          # CPU seconds (wall time depends on the machine's load)
+    run = meta_train(cfg)      # (its cost is a benchmark's business, not a test's: make bench)
     assert run.summary["noise_auc"] > 0.8, run.summary
 
 
