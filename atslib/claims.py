@@ -56,21 +56,23 @@ BEYOND = {"equal compute": ("beyond", "equal-compute"), "flip 0.4": ("beyond", "
 # the decisive long study (1000 steps; 3000 in one 1-shot cell), seed-level
 DECISIVE = {"1-shot 1000": ("decisive", "1shot"), "5-shot 1000": ("decisive", "5shot"),
             "1-shot 3000": ("decisive", "1shot-3000")}
-DECISIVE_METHODS = ("uniform", "uniform-val", "spl", "rank-sim-loss", "ats", "ats-cheap")
+DECISIVE_METHODS = ("uniform", "uniform-val", "spl", "rank-sim-loss", "ats", "ats-cheap", "oracle-clean")
 DECISIVE_BASELINES = ("uniform", "spl")          # the non-adaptive methods the decisive grid runs (BNS among them)
 
 
-def verdict_changes(df, before: pd.DataFrame | None = None) -> pd.DataFrame:
+def verdict_changes(df, before: pd.DataFrame | dict | None = None) -> pd.DataFrame:
     """Each claim's verdict over seeds (the primary test) beside the verdict over tasks (conditional on
     the trained models) and, if given, ``before`` (a claims table as published earlier), with
     whether the wording moved."""
     seeds, tasks = claims(df, "seeds"), claims(df, "tasks")
     out = pd.DataFrame({"claim": seeds["claim"], "verdict (seeds)": seeds["verdict"],
                         "verdict (tasks, conditional)": tasks["verdict"]})
-    if before is not None:
-        old = before.set_index("claim")["verdict"]
-        out["verdict before"] = out["claim"].map(old).fillna("–")
-        out["changed"] = out["verdict (seeds)"] != out["verdict before"]
+    if isinstance(before, pd.DataFrame):
+        before = {"before": before}
+    if before:                    # {label: claims table as published then}, oldest first
+        for label, t in before.items():
+            out[f"verdict {label}"] = out["claim"].map(t.set_index("claim")["verdict"]).fillna("–")
+        out["changed"] = out["verdict (seeds)"] != out[f"verdict {list(before)[-1]}"]
     else:
         out["changed"] = out["verdict (seeds)"] != out["verdict (tasks, conditional)"]
     return out
@@ -373,7 +375,10 @@ REPORT_SECTIONS = (
     ("The authors' scheduler warm-up: ATS with it against each method, over seeds (1-shot, 1000 steps; points)",
      "05_decisive_warmup"),
     ("Statistical power (points detectable at level 0.01, power 0.8)", "05_power"),
-    ("Verdicts: over seeds, over tasks, and as published on 2026-11-27", "05_verdicts"),
+    ("The pre-registered budget test (16 classes, 800 steps; plan of 2026-12-02)", "05_budget_binding"),
+    ("The budget test: every pair of methods over seeds (points; Holm over the six)", "05_budget_pairs"),
+    ("The budget test: ATS's preference per quarter of training (within-pool Spearman)", "05_budget_quarters"),
+    ("Verdicts: over seeds, over tasks, and as published on 2026-11-27 and 2026-12-02", "05_verdicts"),
     ("Beyond the paper's noise: regimes (test accuracy %, mean ± 95% CI over seeds)", "08_regimes_table"),
     ("Regimes: each method minus uniform, paired over seeds (points)", "08_regimes_differences"),
     ("Regimes: ATS against the best fixed heuristic, over seeds (points)", "08_regimes_verdicts"),

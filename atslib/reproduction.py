@@ -32,6 +32,7 @@ from .metrics import (
     t_ci95,
 )
 from .registry import METHODS, NON_ADAPTIVE
+from .registry import label as method_label
 
 # BNS candidates: the paper's non-adaptive schedulers. uniform-val (our control) is left out: it
 # meta-trains on meta-val tasks, so its validation score is optimistic and cannot choose fairly.
@@ -236,6 +237,7 @@ def wide_table(df, columns: dict, methods=METHOD_ORDER, scale=100.0, digits=2, s
             else:
                 out[m][label] = "–"
     t = pd.DataFrame(list(out.values()))
+    t["method"] = t["method"].map(method_label)     # an oracle says so in every table
     return t[(t.drop(columns="method") != "–").any(axis=1)].reset_index(drop=True)
 
 
@@ -317,7 +319,7 @@ def versus(df, settings: dict, others, method: str = "ats", name: str | None = N
             if not n:
                 continue
             raw.append(p if n >= 2 else float("nan"))
-            rows.append({"setting": label, f"{name} −": other, "seeds": n, "points": f"{d * 100:+.2f}",
+            rows.append({"setting": label, f"{name} −": method_label(other), "seeds": n, "points": f"{d * 100:+.2f}",
                          "p (seeds)": "–" if n < 2 else f"{p:.2g}",
                          "95% CI": f"[{r['lo'] * 100:+.2f}, {r['hi'] * 100:+.2f}]",
                          "p tasks (cond.)": f"{r['p_tasks']:.2g}", "_d": d})
@@ -443,11 +445,18 @@ def paired_ci(df, grid, cell, a, b) -> tuple[float, float, float, float, int]:
     return mean, p, mean - h, mean + h, int(d.size)
 
 
+def at_start(r: pd.DataFrame) -> np.ndarray:
+    """Which runs ended as their starting model: the start won validation, during the run (best step
+    0) or in the after-the-fact correction (``kept_start``)."""
+    best0 = r["best_step"].astype(float).to_numpy() == 0 if "best_step" in r else np.zeros(len(r), bool)
+    return r["kept_start"].astype(bool).to_numpy() | best0
+
+
 def kept_start_share(df, grid, cell, methods) -> tuple[int, int]:
     """(runs that ended as their starting model, runs) over ``methods`` of a cell: a cell where most
     runs keep their start measures the start, not the methods."""
     r = df[(df.grid == grid) & (df.cell == cell) & df.method.isin(methods)]
-    return int(r["kept_start"].astype(bool).sum()), int(len(r))
+    return int(at_start(r).sum()), int(len(r))
 
 
 def late_entropy(run_dir) -> float:
@@ -466,7 +475,7 @@ def ties_at_start(df, grid, cell, a, b) -> tuple[int, int]:
     """(seeds on which both a and b ended as their starting model, seeds both ran): such a pair differs
     by exactly zero whatever the methods do, so a cell made mostly of them cannot test a - b."""
     ra, rb, seeds = _common(df, grid, cell, a, b)
-    both = ra["kept_start"].astype(bool).to_numpy() & rb["kept_start"].astype(bool).to_numpy()
+    both = at_start(ra) & at_start(rb)
     return int(both.sum()), len(seeds)
 
 
