@@ -13,6 +13,7 @@ episodes it draws; the run records the manifest's sha256 (the arrays are not re-
 from __future__ import annotations
 
 import hashlib
+import mmap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,10 +104,14 @@ def read_folder(p: Path) -> dict:
         raise DataError(f"--data {p}: a folder without {', '.join(missing)}; an image folder (python -m atslib "
                         f"data import) holds {', '.join(FOLDER_FILES)}")
     try:
-        return {k: np.load(p / f"{k}.npy", mmap_mode="c" if k == "x" else None, allow_pickle=False)
-                for k in ("x", "y", "names", "split")}
+        arrays = {k: np.load(p / f"{k}.npy", mmap_mode="c" if k == "x" else None, allow_pickle=False)
+                  for k in ("x", "y", "names", "split")}
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"--data {p}: an unreadable array ({type(e).__name__}: {e}); is it truncated?") from None
+    m = getattr(arrays["x"], "_mmap", None)
+    if m is not None and hasattr(mmap, "MADV_RANDOM"):
+        m.madvise(mmap.MADV_RANDOM)      # episodes read scattered images: no read-ahead around each one
+    return arrays
 
 
 def load_images(path: str | Path | None = None) -> ImageData:

@@ -13,7 +13,9 @@ log P = sum_k [s_{i_k} - logsumexp(s over the tasks not drawn before step k)], s
 stored on any object: the call returns indices, log-probability and probabilities.
 
 REINFORCE (Williams 1992): the scheduler ascends E[R] with the surrogate loss
--(R - b) * log P(draw; phi); ``b`` is a moving average of past rewards.
+-(R - b) * log P(draw; phi). The baseline ``b`` is chosen in ``atslib.ats``: by default
+(``draws_per_step=2``) the leave-one-out mean of the other draws' rewards at the same step; with one
+draw per step, the moving average of past rewards (``Baseline`` below).
 """
 from __future__ import annotations
 

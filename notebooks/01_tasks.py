@@ -81,8 +81,9 @@ plots.savefig(fig, "01_episode", FIG_DIR)
 
 # %% [markdown]
 # ## A noisy task
-# The same kind of episode, drawn as a noisy task: corrupted support labels in red, the true
-# label in brackets. With 5 ways and `FLIP_PROB` = 0.8 the shown labels are uniformly random.
+# An episode like the one above, drawn as a noisy task, with at least two support drawings per
+# class (`max(SHOTS, 2)`, so that a flipped label has a clean neighbour to be seen against):
+# corrupted support labels in red, the true label in brackets. With 5 ways and `FLIP_PROB` = 0.8 the shown labels are uniformly random.
 
 # %%
 noisy_sampler = EpisodeSampler(data, "train", WAYS, max(SHOTS, 2), QUERIES, noise_ratio=1.0, flip_prob=FLIP_PROB)

@@ -47,6 +47,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from atslib import plots
 from atslib import claims as C
@@ -305,8 +306,8 @@ show(decisive, "05_decisive")
 # %%
 # ATS against each method: seeds both ran, the mean difference (points), the seed-paired p, the
 # hierarchical bootstrap 95% CI, the over-task p (conditional on the trained models) and the verdict
-others = ("uniform", "uniform-val", "spl", "rank-sim-loss", "ats-cheap")
-show(R.versus(df, C.DECISIVE, others), "05_decisive_significance")
+others = ("uniform", "uniform-val", "spl", "rank-sim-loss", "ats-cheap", "oracle-clean")
+display(show(R.versus(df, C.DECISIVE, others), "05_decisive_significance"))
 # the fixed ranking of Proposition 1 (the same two factors, no network) against the non-adaptive methods
 show(R.versus(df, C.DECISIVE, ("uniform", "uniform-val", "spl"), method="rank-sim-loss"), "05_decisive_rank")
 

@@ -65,18 +65,32 @@ import resource, json, torch
 torch.set_num_threads(1)
 from atslib import Config
 from atslib.loop import Run
-cfg = Config(data=DATA, method="uniform", steps={steps}, eval_every={steps}, n_val_tasks=20, n_test_tasks=20,
-             max_pools=4, queries=15, checkpoint_every={steps})
+# a small episode footprint (5 queries, few evaluation tasks), so that what differs is how the data is held
+cfg = Config(data=DATA, method="uniform", steps={steps}, eval_every={steps}, n_val_tasks=4, n_test_tasks=4,
+             max_pools=4, queries=5, checkpoint_every={steps})
 run = Run(cfg, OUT, overwrite=True)
 run.train()
-print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({{"peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   "test_mean": run.summary["test_mean"]}}))
+"""
+    load = """
+import resource, json
+from atslib import Config
+from atslib.datasets import build_setup
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+build_setup(Config(data=DATA, max_pools=4, queries=5, n_val_tasks=4, n_test_tasks=4))
+rss = lambda k: int(open("/proc/self/status").read().split(k + ":")[1].split()[0]) / 1024
+print(json.dumps({"peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "before_mb": round(before, 1), "anon_mb": round(rss("RssAnon"), 1), "file_mb": round(rss("RssFile"), 1)}))
 """
     res = {"images": n_images, "x_mb": round(n_images * 84 * 84 * 3 / 2 ** 20, 1), "steps": steps}
     for name, data in (("memory-mapped folder", folder), ("npz loaded in full", npz)):
-        r = sh("-c", code.replace("DATA", repr(str(data))).replace("OUT", repr(str(tmp / f"run-{data.name}"))))
-        res[name] = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else r.stderr[-400:]
-        print(f"{name}: {res[name]}", flush=True)
+        out = {}
+        for what, c in (("load and set up", load), (f"train {steps} steps", code)):
+            r = sh("-c", c.replace("DATA", repr(str(data))).replace("OUT", repr(str(tmp / f"run-{data.name}"))))
+            out[what] = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else r.stderr[-400:]
+        res[name] = out
+        print(f"{name}: {out}", flush=True)
     return res
 
 
