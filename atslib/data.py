@@ -118,7 +118,7 @@ def load_images(path: str | Path | None = None) -> ImageData:
     """Load and validate an image npz or folder; raise ``DataError`` with a one-line reason."""
     p = resolve(path)
     folder = p.is_dir()
-    p, arrays = (p, read_folder(p)) if folder else read_npz(path)
+    p, arrays = (p, read_folder(p)) if folder else read_npz(p)
     expected = {"x", "y", "names", "split"}
     if set(arrays) != expected:
         raise DataError(f"--data {p}: keys {sorted(arrays)}; an image npz has exactly {sorted(expected)}")

@@ -68,6 +68,15 @@ class Layout:
     where: str                          # where people usually get the files
 
 
+def _text(k) -> str:
+    """A name from a pickle: Python 2 strings may arrive as bytes."""
+    return k.decode() if isinstance(k, bytes) else str(k)
+
+
+def _has(d: dict, key: str) -> bool:
+    return key in d or key.encode() in d
+
+
 def _key(d: dict, key: str):
     """d[key], for dicts written by Python 2 (bytes keys) or 3."""
     if key in d:
@@ -80,9 +89,9 @@ def _key(d: dict, key: str):
 def _dict(obj, path: Path, keys: tuple[str, ...]) -> dict:
     if not isinstance(obj, dict):
         raise DataError(f"{path}: holds a {type(obj).__name__}; this layout expects a dict with {', '.join(keys)}")
-    missing = [k for k in keys if k not in obj and k.encode() not in obj]
+    missing = [k for k in keys if not _has(obj, k)]
     if missing:
-        have = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in obj)
+        have = sorted(_text(k) for k in obj)
         raise DataError(f"{path}: keys {have}; this layout expects {', '.join(keys)} (missing {', '.join(missing)})")
     return obj
 
@@ -126,8 +135,7 @@ def read_l2l(src: Path, **_) -> list[ClassImages]:
             rows = np.asarray(rows, dtype=np.int64)
             if rows.size and (rows.min() < 0 or rows.max() >= len(images)):
                 raise DataError(f"{p}: class_dict[{wnid!r}] has rows outside [0, {len(images) - 1}]")
-            name = wnid.decode() if isinstance(wnid, bytes) else str(wnid)
-            out.append(ClassImages(s, name, len(rows), lambda rows=rows, images=images: images[rows], str(p)))
+            out.append(ClassImages(s, _text(wnid), len(rows), lambda rows=rows, images=images: images[rows], str(p)))
     return out
 
 
@@ -190,9 +198,7 @@ def read_rfs(src: Path, **_) -> list[ClassImages]:
     for s, part in enumerate(("train_phase_train", "val", "test")):
         p = _need(src, f"miniImageNet_category_split_{part}.pickle", "rfs-mini")
         d = _dict(safepickle.load(p), p, ("data", "labels"))
-        names = {}
-        if "catname2label" in d or b"catname2label" in d:
-            names = {int(v): (k.decode() if isinstance(k, bytes) else str(k)) for k, v in _key(d, "catname2label").items()}
+        names = {int(v): _text(k) for k, v in _key(d, "catname2label").items()} if _has(d, "catname2label") else {}
         out += _by_label(s, _key(d, "labels"), _images(_key(d, "data"), p, "data"), names, str(p))
     return out
 
@@ -271,9 +277,7 @@ def read_tiered(src: Path, **_) -> list[ClassImages]:
         lp = _need(src, f"{part}_labels.pkl", "tiered")
         d = _dict(safepickle.load(lp), lp, ("label_specific",))
         labels = np.asarray(_key(d, "label_specific")).astype(np.int64)
-        names = {}
-        if "label_specific_str" in d or b"label_specific_str" in d:
-            names = {i: (n.decode() if isinstance(n, bytes) else str(n)) for i, n in enumerate(_key(d, "label_specific_str"))}
+        names = dict(enumerate(map(_text, _key(d, "label_specific_str")))) if _has(d, "label_specific_str") else {}
         png, npz = src / f"{part}_images_png.pkl", src / f"{part}_images.npz"
         if png.exists():
             blobs = safepickle.load(png)

@@ -407,20 +407,25 @@ def factor_separation(pools: pd.DataFrame) -> dict:
     return {"auc_loss": auc(zl[ok], noisy[ok]), "auc_low_sim": auc(-zs[ok], noisy[ok])}
 
 
+def _pool_rhos(pools: pd.DataFrame) -> tuple[list, list]:
+    """Within-pool Spearman correlations of probability with loss and with similarity, one per pool."""
+    from scipy import stats
+    rl, rs = [], []
+    for _, g in pools.groupby(["seed", "step"]):
+        if len(g) > 2 and g["prob"].nunique() > 1:
+            rl.append(stats.spearmanr(g["prob"], g["loss"]).statistic)
+            rs.append(stats.spearmanr(g["prob"], g["sim_cos"]).statistic)
+    return rl, rs
+
+
 def prob_correlations(pools: pd.DataFrame) -> dict:
     """Spearman correlation of the scheduler's probability with loss and with similarity within each
     pool (late half of training), averaged over pools: factor levels and temperature drift over
     training, so pooling across steps would blur the within-pool preference."""
-    from scipy import stats
     if pools.empty:
         return {"rho_loss": float("nan"), "rho_sim": float("nan")}
-    late = pools[pools["step"] >= pools["step"].max() / 2]
-    rho = {"rho_loss": [], "rho_sim": []}
-    for _, g in late.groupby(["seed", "step"]):
-        if len(g) > 2 and g["prob"].nunique() > 1:
-            rho["rho_loss"].append(stats.spearmanr(g["prob"], g["loss"]).statistic)
-            rho["rho_sim"].append(stats.spearmanr(g["prob"], g["sim_cos"]).statistic)
-    return {k: float(np.nanmean(v)) if v else float("nan") for k, v in rho.items()}
+    rl, rs = _pool_rhos(pools[pools["step"] >= pools["step"].max() / 2])
+    return {k: float(np.nanmean(v)) if v else float("nan") for k, v in (("rho_loss", rl), ("rho_sim", rs))}
 
 
 def trend(x, y) -> float:
@@ -491,19 +496,13 @@ def untestable(df, grid, cell, a, b) -> str | None:
 def prob_correlations_by_part(pools: pd.DataFrame, parts: int = 4) -> pd.DataFrame:
     """``prob_correlations`` per consecutive part of training (quarters by default): step range and the
     mean within-pool Spearman correlation of probability with loss and with similarity."""
-    from scipy import stats
     if pools.empty:
         return pd.DataFrame(columns=["part", "steps", "rho_loss", "rho_sim", "pools"])
     top = pools["step"].max() + 1
     rows = []
     for i in range(parts):
         lo, hi = i * top / parts, (i + 1) * top / parts
-        part = pools[(pools["step"] >= lo) & (pools["step"] < hi)]
-        rl, rs = [], []
-        for _, g in part.groupby(["seed", "step"]):
-            if len(g) > 2 and g["prob"].nunique() > 1:
-                rl.append(stats.spearmanr(g["prob"], g["loss"]).statistic)
-                rs.append(stats.spearmanr(g["prob"], g["sim_cos"]).statistic)
+        rl, rs = _pool_rhos(pools[(pools["step"] >= lo) & (pools["step"] < hi)])
         rows.append({"part": i + 1, "steps": f"{int(np.ceil(lo))}-{int(np.ceil(hi)) - 1}",
                      "rho_loss": float(np.nanmean(rl)) if rl else float("nan"),
                      "rho_sim": float(np.nanmean(rs)) if rs else float("nan"), "pools": len(rl)})
