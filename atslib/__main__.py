@@ -11,20 +11,20 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .bench import main as bench_main
-from .claims import write_report
+from .study.bench import main as bench_main
+from .study.claims import write_report
 from .config import METHODS, Config, ConfigError
 from .data import DataError
 from .evaluate import evaluate_run
 from .guards import NonFiniteError
-from .importers import LAYOUTS, format_summary, import_dataset
+from .ingest.importers import LAYOUTS, format_summary, import_dataset
 from .loop import Run
 from .paths import FIGURES_DIR, REPORT
-from .popbench import main as population_bench_main
+from .study.popbench import main as population_bench_main
 from .population import train_population
-from .progress import progress_callback
+from .display.progress import progress_callback
 from .store import RunError
-from .sweep import EXECUTORS, run_sweep
+from .study.sweep import EXECUTORS, run_sweep
 
 USER_ERRORS = (ConfigError, DataError, RunError)
 

@@ -6,7 +6,7 @@ Schema of an image npz (see ``data/build_quickdraw.py``): exactly ``x`` uint8 [N
 naming what is wrong; every run records the file's sha256.
 
 The same arrays may instead be a folder (written by ``python -m atslib data import``, see
-``atslib.importers``): ``x.npy``, ``y.npy``, ``names.npy``, ``split.npy`` and ``manifest.json`` (the
+``atslib.ingest.importers``): ``x.npy``, ``y.npy``, ``names.npy``, ``split.npy`` and ``manifest.json`` (the
 sha256 of each array file). ``x.npy`` is memory-mapped, so a run reads only the images of the
 episodes it draws; the run records the manifest's sha256 (the arrays are not re-hashed at each start).
 """

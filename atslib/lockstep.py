@@ -7,7 +7,7 @@ are the few functions marked ``@batchable(kind)`` (pool factors, per-task meta-g
 meta-update, evaluation). Called in a population thread, such a function does not compute: it
 hands its arguments to the population's ``Lockstep`` and waits. When every live run waits, the
 main thread executes the waiting calls - by kind, through the batched implementation registered
-for that kind (``atslib.batched``: one program over a leading run axis), or one by one where none
+for that kind (``atslib.population.batched``: one program over a leading run axis), or one by one where none
 is registered or only one run asks - and hands each run its own result (or its own exception:
 a run that fails stops alone). Outside a population the decorator only calls the function.
 

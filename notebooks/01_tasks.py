@@ -57,7 +57,8 @@ DATA = None  # an image npz or imported folder; None: QuickDraw (data/quickdraw1
 
 # %%
 import atslib
-from atslib import plots, reports
+from atslib.display import plots
+from atslib.study import reports
 from atslib.data import load_images
 from atslib.tasks import EpisodeSampler, budget_classes, stream
 
@@ -126,6 +127,6 @@ print(", ".join(data.names[c] for c in kept))
 # papermill this cell draws its default state once and never waits for an event.
 
 # %%
-from atslib import widgets
+from atslib.display import widgets
 
 widgets.task_explorer(data, ways=WAYS, shots=SHOTS, noise_ratio=NOISE_RATIO, flip_prob=FLIP_PROB, seed=SEED)

@@ -61,7 +61,8 @@ import json
 import torch
 
 import atslib
-from atslib import plots, reports
+from atslib.display import plots
+from atslib.study import reports
 from atslib.data import load_images
 
 torch.set_num_threads(TORCH_THREADS)
@@ -81,7 +82,7 @@ cfg
 # cell and could not receive a click. The controls at the end are the interactive version.
 
 # %%
-from atslib import widgets
+from atslib.display import widgets
 
 if COMMITTED:   # draw a committed run: nothing is trained
     record = atslib.load_run(COMMITTED, with_model=False)

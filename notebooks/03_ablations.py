@@ -36,7 +36,7 @@
 # and uniform from the `noisy` grid (noise 0.6, 150 steps from
 # the clean-pretrained start, 3 seeds), with means and 95% t-intervals **over seeds** and tests
 # paired over seeds. `SOURCE = "demo"` reads the single-seed demo runs in `results/demo/` (400
-# steps from scratch, seed 0; `python -m atslib.demo` made them, `TRAIN = True` retrains them at
+# steps from scratch, seed 0; `python -m atslib.display.demo` made them, `TRAIN = True` retrains them at
 # `STEPS`): one seed shows what a run looks like, not which method is better.
 #
 # **How long.** Run All takes about 15 s (reading the committed runs). `TRAIN = True` takes about
@@ -57,10 +57,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from atslib import demo, plots, reports
+from atslib.display import demo, plots
+from atslib.study import reports
 from atslib.runs import load_run
 
-from atslib import reproduction as R
+from atslib.study import reproduction as R
 
 if SOURCE not in ("study", "demo"):
     raise ValueError(f"SOURCE {SOURCE!r}; allowed: 'study', 'demo'")

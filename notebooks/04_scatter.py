@@ -48,11 +48,11 @@ from pathlib import Path
 
 import numpy as np
 
-from atslib import plots
+from atslib.display import plots
 from atslib.metrics import auc
 from atslib.runs import load_run
 
-from atslib import reproduction as R
+from atslib.study import reproduction as R
 
 if SOURCE not in ("study", "demo"):
     raise ValueError(f"SOURCE {SOURCE!r}; allowed: 'study', 'demo'")
@@ -114,6 +114,6 @@ if BUDGET_RUN in pools:
 # A slider over the logged steps and a menu over runs redraw the scatter.
 
 # %%
-from atslib import widgets
+from atslib.display import widgets
 
 widgets.scatter_explorer(pools, sim=SIM)

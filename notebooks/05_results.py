@@ -49,9 +49,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from atslib import plots
-from atslib import claims as C
-from atslib import reproduction as R
+from atslib.display import plots
+from atslib.study import claims as C
+from atslib.study import reproduction as R
 
 fig_dir = plots.figure_dir(FIG_DIR)
 tab_dir = fig_dir / "tables"

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 import atslib
-from atslib import plots
+from atslib.display import plots
 from atslib.molecules import load_molecules
 
 data = load_molecules()
@@ -88,7 +88,7 @@ plots.savefig(fig, "06_assays", FIG_DIR)
 # (`pip install -e ".[chem]"`), so without it the cell says so and lists the SMILES instead.
 
 # %%
-from atslib.plots import molecule_grid
+from atslib.display.plots import molecule_grid
 
 molecule_grid(data, int(data.assays("test")[0]), n=6)
 
@@ -98,7 +98,7 @@ molecule_grid(data, int(data.assays("test")[0]), n=6)
 # each run shows a bar over its steps, one over every validation and one over the final test.
 
 # %%
-from atslib import live
+from atslib.display import live
 
 extra = dict(n_val_tasks=20, n_test_tasks=100)
 if SMOKE:

@@ -34,7 +34,7 @@
 # `05_results` holds the study.
 #
 # Before you press Race, and under papermill, the view shows the committed race
-# `results/race/r0.6` (noise ratio 0.6, 100 steps; `python -m atslib.race --out results/race/r0.6`
+# `results/race/r0.6` (noise ratio 0.6, 100 steps; `python -m atslib.display.race --out results/race/r0.6`
 # made it).
 
 # %% tags=["parameters"]
@@ -44,7 +44,7 @@ RESULTS_DIR = "../results"
 FIG_DIR = None
 
 # %%
-from atslib import plots, race
+from atslib.display import plots, race
 
 snap = race.load_race(COMMITTED)
 fig = race.race_figure(snap)

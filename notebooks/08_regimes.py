@@ -51,8 +51,8 @@ FIG_DIR = None
 import numpy as np
 import pandas as pd
 
-from atslib import plots, widgets
-from atslib import regimes as RG
+from atslib.display import plots, widgets
+from atslib.study import regimes as RG
 from atslib.data import load_images
 
 data = load_images(None)

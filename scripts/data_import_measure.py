@@ -5,7 +5,7 @@
 2. the peak memory of a training run on a memory-mapped import much larger than the run needs
    (default 20,000 images of 84x84x3, about 423 MB) against the same images as an npz loaded in full;
 3. seconds per iteration of uniform and ATS at 84 px (conv-4, 32 filters, 4 max-pools) against
-   QuickDraw's 28 px (3 max-pools), from ``atslib.bench``'s worker (one process each).
+   QuickDraw's 28 px (3 max-pools), from ``atslib.study.bench``'s worker (one process each).
 
     .venv/bin/python scripts/data_import_measure.py --json build/data-import.json
 """
@@ -50,7 +50,7 @@ def layouts(tmp: Path) -> dict:
 
 
 def big(tmp: Path, n_images: int, steps: int) -> dict:
-    from atslib.importers import ClassImages, write
+    from atslib.ingest.importers import ClassImages, write
     classes, per = 100, n_images // 100
     rng = np.random.default_rng(0)
     split = [0] * 64 + [1] * 16 + [2] * 20
@@ -96,8 +96,8 @@ print(json.dumps({"peak_mb": round(rss("VmHWM"), 1), "before_mb": round(before, 
 
 
 def speed(tmp: Path, repeats: int) -> dict:
-    from atslib import bench
-    from atslib.importers import ClassImages, write
+    from atslib.study import bench
+    from atslib.ingest.importers import ClassImages, write
     rng = np.random.default_rng(1)
     split = [0] * 64 + [1] * 16 + [2] * 20
     cls = [ClassImages(s, f"c{i:03d}", 40, lambda: rng.integers(0, 256, (40, 84, 84, 3), dtype=np.uint8))

@@ -46,7 +46,7 @@ BUDGET_S = {"bench": 140, "train": 75, "population": 150}
 def own_checks(dev) -> dict:
     """The key equivalences, self-contained (no pytest): name -> None on success, raises otherwise."""
     from atslib import maml
-    from atslib.bench import reference_factors
+    from atslib.study.bench import reference_factors
     from atslib.data import load_images
     from atslib.features import pool_factors
     from atslib.models import build_model
@@ -138,7 +138,7 @@ def population_checks(dev) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     import conftest
     import test_population as tp
-    from atslib import batched
+    from atslib.population import batched
 
     def check(method, how, runs):
         def fn():

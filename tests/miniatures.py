@@ -1,4 +1,4 @@
-"""Synthetic miniatures of the few-shot dataset layouts ``atslib.importers`` reads.
+"""Synthetic miniatures of the few-shot dataset layouts ``atslib.ingest.importers`` reads.
 
 Each writer makes a folder in one layout, with random images and a few classes per split
 (``SPLIT_CLASSES``), ``PER_CLASS`` images each, and returns the class names per split in the order

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import ROOT, tiny_model, tiny_tasks
 
-from atslib.bench import TARGETS, reference_factors
+from atslib.study.bench import TARGETS, reference_factors
 from atslib.features import pool_factors
 
 
@@ -91,7 +91,7 @@ def test_bench_against_imports_the_reference_tree(tmp_path):
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("")
     (stub / "bench.py").write_text('print(\'{"seconds_per_iter": 1000.0}\')\n')
-    from atslib.bench import DEFAULTS, against
+    from atslib.study.bench import DEFAULTS, against
     s = dict(DEFAULTS, pool_size=3, queries=2, width=8, repeats=1, warmup=0, threads=1, device="cpu")
     rep = against(str(tmp_path / "ref"), s, rounds=1, names=("uniform",))
     assert rep["uniform"]["reference"] == 1000.0 and rep["uniform"]["this"] < 1000.0

@@ -57,7 +57,7 @@ def test_train_eval_and_resume_give_identical_numbers(tmp_path):
     args = ["--method", "ats", "--noise-ratio", "0.5", "--seed", "3"]
     r = cli("train", *SMALL, *args, "--out", str(a), "--quiet")
     assert r.returncode == 0, r.stderr
-    from atslib.contract import check_run
+    from atslib.study.contract import check_run
     assert check_run(a) == []
     r = cli("train", *SMALL, *args, "--out", str(b), "--quiet")
     assert r.returncode == 0

@@ -1,4 +1,4 @@
-"""The run-directory contract (``atslib.contract``): real runs keep it, and the check sees gaps."""
+"""The run-directory contract (``atslib.study.contract``): real runs keep it, and the check sees gaps."""
 import json
 import shutil
 
@@ -6,7 +6,7 @@ import pytest
 from helpers import ROOT, tiny_config
 
 from atslib import meta_train
-from atslib.contract import check_run
+from atslib.study.contract import check_run
 
 
 @pytest.mark.parametrize("method", ["uniform", "ats"])

@@ -1,4 +1,4 @@
-"""Importing the standard few-shot layouts (``atslib.importers``) on synthetic miniatures written here:
+"""Importing the standard few-shot layouts (``atslib.ingest.importers``) on synthetic miniatures written here:
 shapes, label remapping, disjoint splits, names, the output's sha256, a few training steps on each
 result, the memory-mapped folder form (the same run as the npz), the restricted unpickler, and one
 clear line for every kind of bad input."""
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import miniatures as M
-from atslib import importers, safepickle
+from atslib.ingest import importers, safepickle
 from atslib.data import DataError, load_images, sha256
 from atslib.loop import Run
 from conftest import ROOT, tiny_config

@@ -1,11 +1,27 @@
-"""The package's layers as ARCHITECTURE.md states them: every module placed, imports only from
-the same or a lower layer, no import cycle, no import of the package hidden inside a function."""
+"""The package's layout as ARCHITECTURE.md states it: the core (the modules directly in ``atslib/``)
+and its wings (the subpackages ``ingest``, ``population``, ``study``, ``display``). Every module is
+placed in a layer; a module imports only from its own layer or a lower one; the core never imports
+a wing; there is no import cycle and no import of the package hidden inside a function."""
 import ast
 import re
 
 from helpers import ROOT
 
 PKG = ROOT / "atslib"
+WINGS = ("ingest", "population", "study", "display")
+ENTRY = {"__init__", "__main__"}          # the public names and the command line: above every layer
+
+
+def name_of(path) -> str:
+    """Dotted module name inside atslib: ``maml``, ``study.sweep``, ``population`` (a package's __init__)."""
+    parts = list(path.relative_to(PKG).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def modules() -> dict[str, object]:
+    return {name_of(p): p for p in PKG.rglob("*.py")}
 
 
 def layers() -> dict[str, int]:
@@ -13,41 +29,58 @@ def layers() -> dict[str, int]:
     for line in (ROOT / "ARCHITECTURE.md").read_text().splitlines():
         m = re.match(r"^\| (\d) [^|]+\| ([^|]+) \|", line)
         if m:
-            for name in re.findall(r"`([\w_]+)`", m.group(2)):
+            for name in re.findall(r"`([\w_.]+)`", m.group(2)):
                 table[name] = int(m.group(1))
     return table
 
 
-def imports(path) -> list[tuple[str, bool]]:
-    """(imported module of the package, inside a function?) for each relative import of ``path``."""
+def imports(path, known) -> list[tuple[str, bool]]:
+    """(imported module of the package, inside a function?) for each relative import of ``path``,
+    resolved against the package tree (``known``: the dotted names that exist)."""
+    here = name_of(path).split(".") if path.name != "__init__.py" else name_of(path).split(".") + ["_"]
+    if path.parent == PKG:
+        here = [path.stem]
     out = []
     tree = ast.parse(path.read_text())
     nested = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
               for n in ast.walk(f)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
-            out += [(n, id(node) in nested) for n in names if (PKG / f"{n}.py").is_file()]
+        if not (isinstance(node, ast.ImportFrom) and node.level >= 1):
+            continue
+        base = here[:len(here) - node.level]
+        mod = base + (node.module.split(".") if node.module else [])
+        for alias in node.names:
+            sub = ".".join(mod + [alias.name])
+            target = sub if sub in known else ".".join(mod)
+            if target in known:
+                out.append((target, id(node) in nested))
     return out
 
 
 def test_every_module_has_a_layer():
-    mods = {p.stem for p in PKG.glob("*.py")}
-    table = layers()
+    mods, table = set(modules()) - ENTRY, layers()
     assert mods - set(table) == set(), "modules missing from ARCHITECTURE.md's layer table"
     assert set(table) - mods == set(), "ARCHITECTURE.md names modules that do not exist"
 
 
+def is_core(name: str) -> bool:
+    return name.split(".")[0] not in WINGS and name != "__main__"
+
+
 def test_imports_go_down_the_layers_without_cycles():
-    table = layers()
+    table, mods = layers(), modules()
     graph = {}
-    for p in PKG.glob("*.py"):
-        deps = imports(p)
+    for name, p in mods.items():
+        deps = imports(p, set(mods))
         hidden = [m for m, inner in deps if inner]
-        assert not hidden, f"{p.name} imports {hidden} inside a function"
-        up = [m for m, _ in deps if table[m] > table[p.stem]]
-        assert not up, f"{p.name} (layer {table[p.stem]}) imports {up} from a higher layer"
-        graph[p.stem] = {m for m, _ in deps}
+        assert not hidden, f"{name} imports {hidden} inside a function"
+        if name not in ENTRY:
+            up = [m for m, _ in deps if m not in ENTRY and table[m] > table[name]]
+            assert not up, f"{name} (layer {table[name]}) imports {up} from a higher layer"
+        if is_core(name):
+            wing = [m for m, _ in deps if not is_core(m)]
+            assert not wing, f"the core module {name} imports the wing module(s) {wing}"
+        graph[name] = {m for m, _ in deps}
     done, active = set(), []
 
     def visit(u):
@@ -63,7 +96,26 @@ def test_imports_go_down_the_layers_without_cycles():
         visit(u)
 
 
-def test_the_layer_check_catches_a_hidden_upward_import(tmp_path):
-    f = tmp_path / "m.py"
-    f.write_text("from .config import Config\n\ndef f():\n    from .sweep import run_sweep\n")
-    assert imports(f) == [("config", False), ("sweep", True)]
+def test_the_layer_check_resolves_and_catches_a_hidden_upward_import(tmp_path):
+    f = PKG / "study" / "_probe_layers.py"       # resolved as a study module, removed at once
+    try:
+        f.write_text("from ..config import Config\nfrom . import grid\nfrom .. import maml\n\n"
+                     "def f():\n    from ..population import train_population\n")
+        known = set(modules())
+        assert imports(f, known) == [("config", False), ("study.grid", False), ("maml", False), ("population", True)]
+    finally:
+        f.unlink()
+
+
+def test_the_core_needs_only_torch_and_numpy():
+    """Third-party imports at the top of every core module: torch and numpy, nothing else."""
+    import sys
+    allowed = {"torch", "numpy"} | set(sys.stdlib_module_names)
+    for name, p in modules().items():
+        if not is_core(name) or name in ENTRY - {"__init__"}:
+            continue
+        tree = ast.parse(p.read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        found = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
+        found |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+        assert found - allowed - {"__future__"} == set(), f"the core module {name} imports {sorted(found - allowed)}"

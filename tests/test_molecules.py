@@ -167,7 +167,7 @@ def test_smoke_run(tmp_path, method):
     from atslib import meta_train
     cfg = tiny_config(dataset="molecules", method=method, noise_scale=4.0, noise_ratio=0.5, n_test_tasks=6)
     meta_train(cfg, out=tmp_path / method)
-    from atslib.contract import check_run
+    from atslib.study.contract import check_run
     assert check_run(tmp_path / method) == []
     s = json.loads((tmp_path / method / "summary.json").read_text())
     assert s["dataset"] == "molecules" and s["noise_scale"] == 4.0 and s["n_test_tasks"] == 6

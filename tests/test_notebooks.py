@@ -66,7 +66,7 @@ def test_seed_differences_plot():
     import numpy as np
     import matplotlib
     matplotlib.use("Agg")
-    from atslib import plots
+    from atslib.display import plots
     d = {"a": [1.0, 2.0, 3.0], "b": [-1.0, 0.5]}
     fig, ax = plots.seed_differences(d, title="t")
     dots = [c for c in ax.collections if c.get_offsets().shape[0] in (2, 3) and c.get_offsets().ndim == 2]
@@ -79,7 +79,7 @@ def test_seed_differences_plot():
 
 def test_figures_go_to_build_unless_asked(monkeypatch, tmp_path):
     """Only `make figures` writes the committed gallery: the default is build/figures/, $FIG_DIR overrides."""
-    from atslib import plots
+    from atslib.display import plots
     monkeypatch.delenv("FIG_DIR", raising=False)
     assert plots.figure_dir() == ROOT / "build" / "figures"
     monkeypatch.setenv("FIG_DIR", str(tmp_path))

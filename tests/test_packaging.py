@@ -28,7 +28,7 @@ def test_import_without_jupyter():
             "    if name.split('.')[0] in ('ipywidgets', 'IPython', 'papermill', 'jupyterlab'): raise ImportError(name)\n"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = guard\n"
-            "import atslib, atslib.step, atslib.loop, atslib.plots, atslib.reports, atslib.ats\n"
+            "import atslib, atslib.step, atslib.loop, atslib.display.plots, atslib.study.reports, atslib.ats\n"
             "print(atslib.__version__)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr

@@ -77,13 +77,13 @@ def test_a_population_of_four_seeds_equals_four_single_runs(float64, method):
 @pytest.mark.parametrize("how", ["grouped", "vmap"])
 def test_the_batched_backbones_give_the_same_runs(float64, monkeypatch, how):
     """The GPU paths (one grouped convolution / vmap over runs), run here on the CPU."""
-    from atslib import batched
+    from atslib.population import batched
     monkeypatch.setattr(batched, "FEATURES", how)
     population_vs_singles([tiny_config(method="ats", seed=s, **FOUR) for s in range(2)])
 
 
 def test_a_molecule_population_equals_single_runs(float64, monkeypatch):
-    from atslib import batched
+    from atslib.population import batched
     monkeypatch.setattr(batched, "FEATURES", "vmap")
     population_vs_singles([tiny_config(method="ats", dataset="molecules", noise_scale=4.0, noise_ratio=0.5, seed=s,
                                        steps=4, eval_every=2, n_val_tasks=4, n_test_tasks=4, width=16,
@@ -157,7 +157,7 @@ def test_a_failing_run_stops_alone(request):
 
 
 def test_run_features_paths_agree(float64, images):
-    from atslib.batched import run_features, stacked
+    from atslib.population.engine.batched import run_features, stacked
     from conftest import tiny_model
     models = [tiny_model(images, seed=s) for s in range(3)]
     P = stacked([dict(m.named_parameters()) for m in models])
@@ -175,7 +175,7 @@ def test_run_features_paths_agree(float64, images):
 
 
 def test_train_seeds_writes_ordinary_run_directories(tmp_path):
-    from atslib.contract import check_run
+    from atslib.study.contract import check_run
     out = tmp_path / "pop"
     args = ["--method", "ats", "--steps", "3", "--eval-every", "3", "--n-val-tasks", "4", "--n-test-tasks", "6",
             "--pool-size", "4", "--queries", "5", "--width", "8", "--noise-ratio", "0.5", "--pool-log-every", "1"]
@@ -201,7 +201,7 @@ def test_train_seeds_writes_ordinary_run_directories(tmp_path):
 def test_sweep_population_executor_matches_the_local_one(tmp_path):
     from test_sweep import summaries, write_grid
 
-    from atslib.sweep import run_sweep
+    from atslib.study.sweep import run_sweep
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "config": {"noise_ratio": 0.5}, "methods": ["uniform", "ats"],
                                           "seeds": [0, 1]}])
     assert run_sweep(g, tmp_path / "p" / "g", executor="population", progress=False) == 0

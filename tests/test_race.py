@@ -1,4 +1,4 @@
-"""The noise-ratio race (atslib.race) and LiveRun's progress reports, at toy sizes."""
+"""The noise-ratio race (atslib.display.race) and LiveRun's progress reports, at toy sizes."""
 import shutil
 import time
 
@@ -11,14 +11,14 @@ SMALL = dict(n_val_tasks=4, n_test_tasks=6, eval_every=1)
 @pytest.fixture
 def init(tmp_path):
     """A copy of the clean-pretrained start: a run from it may cache its start validation next to it."""
-    from atslib import race
+    from atslib.display import race
     d = tmp_path / "init"
     shutil.copytree(race.INIT, d)
     return str(d)
 
 
 def test_race_finishes_with_test_scores_and_draws(init):
-    from atslib import race
+    from atslib.display import race
     r = race.Race(0.6, 0.8, steps=2, methods=("uniform", "ats"), init=init, **SMALL).start()
     assert r.wait(120) and not r.errors, r.errors
     snap = r.snapshot()
@@ -32,7 +32,7 @@ def test_race_finishes_with_test_scores_and_draws(init):
 
 
 def test_race_stop_ends_every_racer_quickly(init):
-    from atslib import race
+    from atslib.display import race
     r = race.Race(0.6, 0.8, steps=500, methods=("uniform", "ats"), init=init, **SMALL).start()
     time.sleep(3)
     t0 = time.monotonic()
@@ -45,7 +45,7 @@ def test_race_stop_ends_every_racer_quickly(init):
 
 
 def test_committed_race_loads():
-    from atslib import race
+    from atslib.display import race
     snap = race.load_race(race.RACE_DIR / "r0.6")
     assert set(snap["methods"]) == set(race.METHODS) and snap["noise_ratio"] == pytest.approx(0.6)
     assert all(d["summary"]["n_test_tasks"] == 600 for d in snap["methods"].values())
@@ -53,7 +53,7 @@ def test_committed_race_loads():
 
 def test_live_run_reports_validation_and_test_without_changing_numbers():
     from atslib import meta_train
-    from atslib.live import LiveRun
+    from atslib.display.live import LiveRun
     cfg = tiny_config(steps=2, eval_every=1)
     seen = []
     live = LiveRun(cfg, on_phase=lambda *a: seen.append(a)).train()

@@ -1,4 +1,4 @@
-"""Sweeps on Ray (atslib.cluster), as a cluster user meets them: a fresh local Ray that never joins
+"""Sweeps on Ray (atslib.study.cluster), as a cluster user meets them: a fresh local Ray that never joins
 another one, a two-node cluster on this machine without a shared working folder where a node and
 then the driver are killed mid-run and the runs resume from their checkpoints, and one-line errors
 (exit 2, bounded time) for a wrong address and for runs that no node can hold.
@@ -164,7 +164,7 @@ def test_requests_that_cannot_run_are_refused_at_once(tmp_path, args, fragment):
 
 
 def test_workers_means_the_most_runs_at_once_or_a_clear_error(tmp_path):
-    from atslib.sweep import GridError, run_sweep
+    from atslib.study.sweep import GridError, run_sweep
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform"]}])
     with pytest.raises(GridError, match="--workers 2: the local executor runs one run at a time"):
         run_sweep(g, tmp_path / "o", workers=2, progress=False)
@@ -188,7 +188,7 @@ def test_local_ray_is_fresh_even_beside_another_cluster_and_matches_local(tmp_pa
     """No --address: a Ray of its own (address="local"), not the test cluster that runs meanwhile;
     --workers 1 runs one at a time; results equal --executor local's; a run that raises is reported
     with its own error, not Ray's wrapper."""
-    from atslib.sweep import run_sweep
+    from atslib.study.sweep import run_sweep
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "best.pt").write_text("not a checkpoint")
     bad = {"name": "b", "methods": ["uniform"], "config": {"init": str(tmp_path / "bad")}}
@@ -216,7 +216,7 @@ def test_populations_as_ray_tasks_without_a_shared_folder_match_local(tmp_path, 
     of both cells, whose configs differ only in --init, and the two ats runs), trained in lockstep in
     worker folders of their own; the same summaries as --executor local; the runs that cannot start
     (a bad --init) fail alone, with their own error."""
-    from atslib.sweep import run_sweep
+    from atslib.study.sweep import run_sweep
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "best.pt").write_text("not a checkpoint")
     bad = {"name": "b", "methods": ["uniform"], "seeds": [0, 1], "config": {"init": str(tmp_path / "bad")}}
@@ -245,7 +245,7 @@ def test_two_nodes_without_shared_folder_resume_after_a_node_and_the_driver_die(
     driver mid-run: the next sweep resumes from the checkpoint in --out. The summaries equal those of
     an uninterrupted sweep."""
     from atslib.store import load_torch
-    from atslib.sweep import run_sweep
+    from atslib.study.sweep import run_sweep
     scale = {**TINY, "steps": 300, "eval_every": 100, "checkpoint_every": 10}
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform"], "seeds": [0, 1]}], scale)
     out = tmp_path / "res" / "g"
@@ -287,8 +287,8 @@ def test_a_cluster_with_token_auth_and_no_token_is_one_line_fast(tmp_path, clust
 
 
 def test_a_run_no_node_can_hold_is_refused_on_a_cluster(tmp_path, cluster):
-    from atslib.cluster import ClusterError
-    from atslib.sweep import run_sweep
+    from atslib.study.cluster import ClusterError
+    from atslib.study.sweep import run_sweep
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform"]}])
     with pytest.raises(ClusterError, match=r"--num-cpus 2: no node of the Ray cluster at .* has 2 CPUs .*at most 1"):
         run_sweep(g, tmp_path / "o", executor="ray", address=cluster["address"], num_cpus=2, progress=False)

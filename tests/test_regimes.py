@@ -155,7 +155,7 @@ def test_regime_run_records_kinds_and_hard_test(tmp_path):
     assert "noise_auc" in s
 
 
-# -- the analysis (atslib.regimes) on synthetic records ------------------------------------------
+# -- the analysis (atslib.study.regimes) on synthetic records ------------------------------------------
 def synthetic_pools(seed=0):
     """Pools where the loss flags noisy tasks but also (wrongly) hard ones, the similarity tells
     hard from noisy, and the probability follows the similarity."""
@@ -173,7 +173,7 @@ def synthetic_pools(seed=0):
 
 
 def test_auc_row_scores_bad_tasks_and_hard_vs_noisy():
-    from atslib.regimes import auc_row
+    from atslib.study.regimes import auc_row
     a = auc_row(synthetic_pools())
     assert a["auc_sim"] > 0.95 and a["auc_prob"] > 0.95          # similarity separates bad from good
     assert 0.3 < a["auc_loss"] < 0.8                             # the loss confuses hard with noisy
@@ -184,7 +184,7 @@ def test_auc_row_scores_bad_tasks_and_hard_vs_noisy():
 
 
 def test_verdicts_follow_seed_level_test(tmp_path):
-    from atslib import regimes as RG
+    from atslib.study import regimes as RG
     rows = []
     rng = np.random.default_rng(1)
     for regime in RG.REGIMES:
@@ -217,7 +217,7 @@ def test_verdicts_follow_seed_level_test(tmp_path):
 
 def test_page_switcher_switches_prerendered_pages():
     pytest.importorskip("ipywidgets")
-    from atslib.widgets import page_switcher
+    from atslib.display.widgets import page_switcher
     box = page_switcher({"a": ["text a", pd.DataFrame({"x": [1]})], "b": [b"\x89PNG fake"]}, description="regime")
     dd, out = box.children
     assert out.outputs[0]["text"] == "text a\n" and "text/html" in out.outputs[1]["data"]
@@ -226,7 +226,7 @@ def test_page_switcher_switches_prerendered_pages():
 
 
 def test_wide_table_strings():
-    from atslib.regimes import wide_table
+    from atslib.study.regimes import wide_table
     t = pd.DataFrame([{"regime": "hard-mix", "test": "random", "method": "ats", "seeds": 3, "mean": 55.5, "ci95": 1.25},
                       {"regime": "hard-mix", "test": "hard", "method": "ats", "seeds": 1, "mean": 42.0, "ci95": np.nan},
                       {"regime": "ood", "test": "random", "method": "uniform", "seeds": 2, "mean": 50.0, "ci95": 2.0}])

@@ -46,7 +46,7 @@ def results(tmp_path):
 
 
 def test_cell_stats_paired_and_bns(results):
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     df = R.load_results(results)
     s = R.cell_stats(df, "noisy", "1shot").set_index("method")
     assert list(s.index) == ["uniform", "spl", "focal", "ats"]        # the paper's order
@@ -75,7 +75,7 @@ def test_cell_stats_paired_and_bns(results):
 
 
 def test_a_variant_from_its_own_cell_is_paired_over_seeds_with_the_methods_of_another(results):
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     df = R.load_results(results)
     moved = R.as_method(df, "noisy", "1shot", "spl", into="1shot", name="spl-variant")
     assert (df.method == "spl").sum() == 2 and not (moved.method == "spl").any()       # df is not changed
@@ -90,7 +90,7 @@ def test_a_variant_from_its_own_cell_is_paired_over_seeds_with_the_methods_of_an
 
 
 def test_tables_and_claims(results):
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     df = R.load_results(results)
     t = R.wide_table(df, {"1-shot": ("noisy", "1shot"), "5-shot": ("noisy", "5shot")})
     assert list(t["method"]) == ["uniform", "spl", "focal", "ats"]
@@ -109,7 +109,7 @@ def test_tables_and_claims(results):
     assert R.versus(df, {"5-shot": ("noisy", "5shot")}, ("uniform",)).empty
     row = R.bns_row(df, {"1-shot": ("noisy", "1shot")})
     assert row["1-shot"].endswith("[uniform]")
-    from atslib import claims as C
+    from atslib.study import claims as C
     cl = C.claims(df).set_index("claim")
     first = cl.loc["ATS beats every baseline under noise"]
     assert first["verdict"] == "pending"          # 5-shot, drug and the other baselines missing
@@ -121,8 +121,8 @@ def test_tables_and_claims(results):
 
 @pytest.mark.parametrize("gain_08, seed_sd, verdict", [(0.004, 0.03, "does not hold"), (0.05, 0.002, "holds")])
 def test_noise_ratio_claim_needs_a_significant_gain_not_just_a_rising_trend(tmp_path, gain_08, seed_sd, verdict):
-    from atslib import claims as C
-    from atslib import reproduction as R
+    from atslib.study import claims as C
+    from atslib.study import reproduction as R
     rng = np.random.default_rng(1)
     base = rng.uniform(0.3, 0.7, 100)
     cells = {}
@@ -137,8 +137,8 @@ def test_noise_ratio_claim_needs_a_significant_gain_not_just_a_rising_trend(tmp_
 
 
 def test_the_decisive_cells_count_in_the_first_claim(tmp_path):
-    from atslib import claims as C
-    from atslib import reproduction as R
+    from atslib.study import claims as C
+    from atslib.study import reproduction as R
     rng = np.random.default_rng(2)
     base = rng.uniform(0.3, 0.7, 100)
     offs = lambda: rng.normal(0, 0.002, 5)  # noqa: E731
@@ -151,7 +151,7 @@ def test_the_decisive_cells_count_in_the_first_claim(tmp_path):
 
 
 def test_factor_separation_and_trend():
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     rng = np.random.default_rng(1)
     rows = []
     for step in range(10):
@@ -166,7 +166,7 @@ def test_factor_separation_and_trend():
 
 
 def test_update_block_rewrites_only_between_the_markers(tmp_path):
-    from atslib import claims as R
+    from atslib.study import claims as R
     doc = tmp_path / "R.md"
     doc.write_text(f"intro\n{R.START}\nold numbers\n{R.END}\noutro\n")
     progress = pd.DataFrame({"grid": ["noisy"], "runs": [4], "done": [3], "pending": [1], "CPU hours": [0.5]}
@@ -191,8 +191,8 @@ def test_drug_claim_pairs_ats_with_rank_sim_loss_from_the_ablation_cell(tmp_path
         ("molecules", "eta4"): {"uniform": (0.1, [base + rng.normal(0, 0.02, 100) for _ in range(3)]),
                                 "ats": (0.2, ats)},
         ("ablations", "drug-eta4"): {"ats": (0.2, ats), "rank-sim-loss": (0.3, [a + 0.02 + rng.normal(0, 0.005, 100) for a in ats])}})
-    from atslib import claims as C
-    from atslib import reproduction as R
+    from atslib.study import claims as C
+    from atslib.study import reproduction as R
     first = C.claims(R.load_results(tmp_path)).set_index("claim").loc["ATS beats every baseline under noise"]
     drug = first["ours"].split("drug η=4:")[1]
     assert re.search(r"vs rank-sim-loss -0\.0(19|20|21) \(p=", drug) and "nan" not in drug
@@ -246,7 +246,7 @@ def test_seed_level_test_detects_a_real_difference_and_power_is_consistent():
 def test_committed_null_check_random_phi_vs_uniform():
     """ats-random-phi samples uniformly in practice (entropy ~ log 10): over tasks it looked
     'significant' against uniform; over seeds it is not."""
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     df = R.load_results(ROOT / "results")
     u = df[(df.grid == "noisy") & (df.cell == "1shot") & (df.method == "uniform")]
     r = df[(df.grid == "ablations") & (df.cell == "1shot") & (df.method == "ats-random-phi")]
@@ -261,7 +261,7 @@ def test_committed_null_check_random_phi_vs_uniform():
 def test_start_candidate_applied_exactly_to_runs_that_predate_it():
     """Committed noisy runs: a run whose best validation did not beat its clean-pretrained start
     keeps the start, whose validation and test are those of the --init run (same fixed tasks)."""
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     root = ROOT / "results"
     df, old = R.load_results(root), R.load_results(root, start_candidate=False)
     if df.empty:
@@ -300,7 +300,7 @@ def test_auc_equals_the_mann_whitney_statistic():
 def test_report_command_writes_only_the_block_from_saved_tables(tmp_path):
     """REPRODUCTION.md is written by ``python -m atslib report`` alone, from the saved tables."""
     from atslib.__main__ import main
-    from atslib.claims import END, REPORT_SECTIONS, START
+    from atslib.study.claims import END, REPORT_SECTIONS, START
     tables = tmp_path / "tables"
     tables.mkdir()
     pd.DataFrame({"grid": ["noisy"], "runs": [3], "done": [2], "failed": [0], "pending": [1], "CPU hours": [0.5],
@@ -329,7 +329,7 @@ def test_holm_against_a_hand_computation():
 
 
 def test_a_cell_whose_pairs_end_at_their_start_is_not_testable(tmp_path):
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     rng = np.random.default_rng(3)
     base = rng.uniform(0.3, 0.7, 100)
     fake_results(tmp_path, {("noisy", "1shot"): {"uniform": (0.5, [base] * 4), "ats": (0.5, [base + 0.01] * 4)}})
@@ -341,7 +341,7 @@ def test_a_cell_whose_pairs_end_at_their_start_is_not_testable(tmp_path):
 
 
 def test_budget_primary_takes_the_fixed_rule_best_on_validation(tmp_path):
-    from atslib import reproduction as R
+    from atslib.study import reproduction as R
     rng = np.random.default_rng(4)
     base = rng.uniform(0.3, 0.7, 100)
     offs = rng.normal(0, 0.003, 20)

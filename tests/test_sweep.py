@@ -29,7 +29,7 @@ NUMBERS = ("test_mean", "test_ci95", "best_val", "best_step")
 
 
 def test_expand_orders_uniform_and_ats_first_and_fills_placeholders(tmp_path):
-    from atslib.sweep import expand, load_grid
+    from atslib.study.sweep import expand, load_grid
     g = write_grid(tmp_path / "g.yaml", [
         {"name": "a", "config": {"init": "{results}/pre/{shots}shot-s{seed}"}, "methods": ["spl", "ats", "uniform"],
          "seeds": [0, 1], "seeds_by_method": {"spl": [0]}}])
@@ -61,7 +61,7 @@ def test_missing_grid_file_and_bad_only(tmp_path):
 
 
 def test_sweep_runs_skips_finished_runs_and_reuses_sibling_grids(tmp_path):
-    from atslib.sweep import GridError, run_sweep
+    from atslib.study.sweep import GridError, run_sweep
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0, 1]}])
     out = tmp_path / "res" / "g"
     assert run_sweep(g, out, progress=False) == 0
@@ -92,8 +92,8 @@ def test_sweep_runs_skips_finished_runs_and_reuses_sibling_grids(tmp_path):
 
 
 def test_a_failed_run_is_recorded_counted_and_retried(tmp_path, monkeypatch):
-    import atslib.sweep as sw
-    from atslib.claims import progress_table
+    import atslib.study.sweep as sw
+    from atslib.study.claims import progress_table
     (tmp_path / "exp").mkdir()
     g = write_grid(tmp_path / "exp" / "g.yaml", [{"name": "c", "methods": ["uniform", "ats"], "seeds": [0]}])
     out = tmp_path / "res" / "g"
@@ -123,7 +123,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     cells = [{"name": "c", "methods": ["uniform"], "seeds": [0, 1]}]
     scale = {**TINY, "steps": 30, "eval_every": 5}
     g = write_grid(tmp_path / "g.yaml", cells, scale)
-    from atslib.sweep import run_sweep
+    from atslib.study.sweep import run_sweep
     run_sweep(g, tmp_path / "ref" / "g", progress=False)
     ref = summaries(tmp_path / "ref" / "g")
     out = tmp_path / "res" / "g"
@@ -149,7 +149,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
 
 
 def test_process_executor(tmp_path):
-    from atslib.sweep import run_sweep
+    from atslib.study.sweep import run_sweep
     g = write_grid(tmp_path / "g.yaml", [{"name": "c", "methods": ["uniform", "spl"], "seeds": [0]}])
     assert run_sweep(g, tmp_path / "p" / "g", executor="process", workers=2, progress=False) == 0
     run_sweep(g, tmp_path / "l" / "g", progress=False)
@@ -163,7 +163,7 @@ def test_process_executor(tmp_path):
 def test_committed_grids_expand_to_valid_configs(scale):
     """Every grid in experiments/ expands at both scales; cells shared between grids have identical
     configs (so a sweep reuses them instead of training twice); every method shares one scale."""
-    from atslib.sweep import _canon, expand, load_grid
+    from atslib.study.sweep import _canon, expand, load_grid
     grids = {p.stem: expand(load_grid(p), ROOT / "results" / p.stem, scale)
              for p in sorted((ROOT / "experiments").glob("*.yaml"))}
     assert {"pretrain", "noisy", "noise-ratio", "budget", "ablations", "molecules", "beyond"} <= set(grids)
@@ -184,7 +184,7 @@ def test_committed_grids_expand_to_valid_configs(scale):
 
 
 def test_only_filters_cells_and_methods_together(tmp_path):
-    from atslib.sweep import GridError, expand, load_grid, select
+    from atslib.study.sweep import GridError, expand, load_grid, select
     g = write_grid(tmp_path / "g.yaml", [{"name": "a", "methods": ["uniform", "ats", "spl"]},
                                          {"name": "b", "methods": ["uniform", "ats"]}])
     specs = expand(load_grid(g), tmp_path / "o")
@@ -196,7 +196,7 @@ def test_only_filters_cells_and_methods_together(tmp_path):
 
 
 def test_seeds_filter_runs_the_first_seeds_of_every_method_first(tmp_path):
-    from atslib.sweep import GridError, expand, load_grid, select_seeds
+    from atslib.study.sweep import GridError, expand, load_grid, select_seeds
     g = write_grid(tmp_path / "g.yaml", [{"name": "a", "methods": ["uniform", "ats", "spl"], "seeds": [0, 1],
                                           "seeds_by_method": {"uniform": [0, 1, 2, 3], "ats": [0, 1, 2, 3]}}])
     specs = expand(load_grid(g), tmp_path / "o")

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import mean_ci95
-from .tasks import EpisodeSampler, fixed_tasks, stream
+from ..metrics import mean_ci95
+from ..tasks import EpisodeSampler, fixed_tasks, stream
 
 SPLIT_NAMES = {0: "meta-train", 1: "meta-val", 2: "meta-test"}
 

@@ -18,7 +18,7 @@ A grid is a YAML file (see ``experiments/``)::
 A run's config is ``Config()`` <- scale preset <- cell config <- {method, seed}; strings may name
 ``{seed}``, ``{shots}`` (any config field) and ``{results}`` (the folder holding OUT); a value that is one
 placeholder alone, e.g. ``budget_seed: "{seed}"``, keeps the field's type. Runs are
-ordered uniform and ATS first (every cell, every seed), then the rest. ``atslib.sweep`` trains them.
+ordered uniform and ATS first (every cell, every seed), then the rest. ``atslib.study.sweep`` trains them.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import METHODS, Config, ConfigError
+from ..config import METHODS, Config, ConfigError
 
 # summary.json last: a run counts as finished once it exists, so it is written after everything else
 FAILED = "FAILED"   # a run whose last attempt raised: the error message, kept until a later attempt succeeds

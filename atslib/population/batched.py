@@ -20,12 +20,12 @@ from __future__ import annotations
 import torch
 from torch.func import vmap
 
-from . import maml
-from .features import Factors, similarities
-from .guards import NonFiniteError, check_finite
-from .lockstep import register
-from .models import ConvNet
-from .tasks import TaskBatch
+from .. import maml
+from ..features import Factors, similarities
+from ..guards import NonFiniteError, check_finite
+from ..lockstep import register
+from ..models import ConvNet
+from ..tasks import TaskBatch
 
 HEAD = ("head.weight", "head.bias")
 FEATURES: str | None = None          # run_features' path for every population (None: by device)

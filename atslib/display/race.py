@@ -15,7 +15,7 @@ after its current step, without a final test. ``race_figure`` draws a snapshot; 
 JupyterLab widget (sliders, Race, Stop, live figure) and shows the committed race in
 ``results/race/`` until Race is pressed, which is also all it does under papermill.
 
-``python -m atslib.race --out results/race/r0.6`` (re)makes a committed race.
+``python -m atslib.display.race --out results/race/r0.6`` (re)makes a committed race.
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 
 from . import plots, widgets
-from . import reproduction as R
-from .config import Config
+from ..study import reproduction as R
+from ..config import Config
 from .live import LiveRun
-from .paths import RESULTS_DIR
-from .runs import load_run
+from ..paths import RESULTS_DIR
+from ..runs import load_run
 
 METHODS = ("uniform", "spl", "rank-sim-loss", "ats")
 INIT = RESULTS_DIR / "pretrain" / "1shot" / "uniform-s0"

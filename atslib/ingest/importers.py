@@ -25,7 +25,7 @@ Layouts (``LAYOUTS``; detected from the files when ``--format`` is omitted):
 - ``cifar-fs``: ``data/<class>/*.png`` with ``splits/bertinetto/{train,val,test}.txt``, or
   MetaOptNet's ``CIFAR_FS_{train,val,test}.pickle``; ``fc100``: ``FC100_{train,val,test}.pickle``.
 
-Every pickle goes through ``atslib.safepickle`` (no code runs). Bad input raises ``DataError`` with
+Every pickle goes through ``atslib.ingest.safepickle`` (no code runs). Bad input raises ``DataError`` with
 one line; the output appears only when the import has succeeded.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 
 from . import safepickle
-from .data import DataError, sha256
+from ..data import DataError, sha256
 
 SPLIT_NAMES = ("train", "val", "test")
 

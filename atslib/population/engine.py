@@ -5,7 +5,7 @@ seed and numeric settings (noise ratio, learning rates, temperatures, ...), with
 and the same shapes - and trains them all at once (``atslib.lockstep``): each run keeps its own
 task stream, method state, optimizer, validation, checkpoint choice and NaN handling, writes its
 own run directory and resumes from it, while the batchable calls of all runs go through one
-program over a leading run axis (``atslib.batched``). A run that fails stops alone; the others
+program over a leading run axis (``atslib.population.batched``). A run that fails stops alone; the others
 go on.
 
 ``group(configs)`` splits a list of configs into populations that can train together (the sweep's
@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import batched  # noqa: F401 - registers the batched implementations
-from .config import Config, ConfigError
-from .lockstep import Lockstep
-from .loop import Run
+from ..config import Config, ConfigError
+from ..lockstep import Lockstep
+from ..loop import Run
 
 # what runs of one population may differ in: numbers that leave every tensor's shape alone
 VARYING = ("seed", "init", "noise_ratio", "flip_prob", "noise_scale", "outer_lr", "scheduler_lr", "lookahead_lr",

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .grid import expand, load_grid, status
-from .paths import FIGURES_DIR, REPORT
-from .metrics import holm
+from ..paths import FIGURES_DIR, REPORT
+from ..metrics import holm
 from .reproduction import (
     LEVEL,
     NON_ADAPTIVE,

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import auc, seed_paired_t, t_ci95
+from ..metrics import auc, seed_paired_t, t_ci95
 from .reproduction import LEVEL, load_results, pool_records, runs, seed_differences
-from .tasks import KINDS, EpisodeSampler, stream
+from ..tasks import KINDS, EpisodeSampler, stream
 
 GRID = "regimes"
 REGIMES = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from .data import DataError
+from ..data import DataError
 
 # (module, name) pairs a dataset pickle may name; numpy moved its internals to numpy._core in 2.0,
 # and pickles written by either spelling are read by both.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import SCHEDULED
+from ..config import SCHEDULED
 
 FILES = ("config.json", "history.csv", "summary.json")
 EVERY_RUN = ("format_version", "atslib_version", "torch_version", "method", "dataset", "steps", "seed", "device",

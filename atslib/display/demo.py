@@ -1,6 +1,6 @@
 """The small committed demo runs that notebooks 03 and 04 read by default.
 
-``python -m atslib.demo [--steps S] [--only NAME ...]`` (re)trains them into ``results/demo/``
+``python -m atslib.display.demo [--steps S] [--only NAME ...]`` (re)trains them into ``results/demo/``
 (records only are committed: config, history, summary, test scores, pool records). Finished runs
 are skipped; an interrupted one resumes from its checkpoint.
 
@@ -14,9 +14,9 @@ import argparse
 import os
 from pathlib import Path
 
-from .config import Config
+from ..config import Config
 from .live import LiveRun, phase_bars
-from .paths import RESULTS_DIR
+from ..paths import RESULTS_DIR
 from .progress import progress_callback
 
 DEMO_DIR = RESULTS_DIR / "demo"

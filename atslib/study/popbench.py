@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from . import batched  # noqa: F401 - registers the batched implementations
+from ..population import batched  # noqa: F401 - registers the batched implementations
 from .bench import make_config, settings_from
-from .lockstep import Lockstep
-from .loop import Run
-from .step import meta_step
+from ..lockstep import Lockstep
+from ..loop import Run
+from ..step import meta_step
 
 
 def _sync(device) -> None:

@@ -1,4 +1,4 @@
-"""ipywidgets views built on ``atslib.plots`` (optional: ipywidgets is imported only when used).
+"""ipywidgets views built on ``atslib.display.plots`` (optional: ipywidgets is imported only when used).
 
 Headless rule: every view draws its default state once when built and never waits for an
 event, so a papermill run passes straight through; figures that CI checks are saved by the
@@ -10,7 +10,7 @@ import threading
 
 from . import plots
 from .live import LiveRun
-from .tasks import EpisodeSampler, stream
+from ..tasks import EpisodeSampler, stream
 
 
 def _w():

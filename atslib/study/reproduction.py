@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import (
+from ..metrics import (
     auc,
     detectable_difference,
     hierarchical_bootstrap_ci,
@@ -31,8 +31,8 @@ from .metrics import (
     seed_paired_t,
     t_ci95,
 )
-from .registry import METHODS, NON_ADAPTIVE
-from .registry import label as method_label
+from ..registry import METHODS, NON_ADAPTIVE
+from ..registry import label as method_label
 
 # BNS candidates: the paper's non-adaptive schedulers. uniform-val (our control) is left out: it
 # meta-trains on meta-val tasks, so its validation score is optimistic and cannot choose fairly.

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import t_ci95
-from .paths import BUILD_FIG_DIR, FIGURES_DIR, ROOT
+from ..metrics import t_ci95
+from ..paths import BUILD_FIG_DIR, FIGURES_DIR, ROOT
 
 GALLERY_DIR = FIGURES_DIR          # the committed gallery: written by `make figures` only
 METHOD_COLORS = {"uniform": "#7f7f7f", "ats": "#d62728", "rank-sim-loss": "#1f77b4", "ats-random-phi": "#bcbd22",

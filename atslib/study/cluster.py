@@ -31,11 +31,11 @@ import time
 import uuid
 from pathlib import Path
 
-from .config import Config
+from ..config import Config
 from .grid import RECORD_FILES, GridError, RunSpec
-from .loop import Run
-from .population import group, train_population
-from .store import RunError, atomic_write, load_torch
+from ..loop import Run
+from ..population import group, train_population
+from ..store import RunError, atomic_write, load_torch
 
 # seconds: a cluster that does not answer by then is reported, not waited for (ATSLIB_RAY_CONNECT_TIMEOUT)
 CONNECT_TIMEOUT = float(os.environ.get("ATSLIB_RAY_CONNECT_TIMEOUT", 30))

@@ -1,7 +1,7 @@
 """``python -m atslib bench``: seconds per meta-iteration and peak memory of ``uniform``, ``ats``,
 ``ats-cheap`` and ``ats-reference``, the parts of one ATS iteration, a floor, and the factor paths
 (``features.pool_factors`` loop vs batched). Each runs in its own subprocess (``python -m
-atslib.bench --worker NAME --settings JSON``, one JSON line out): a process's peak RSS never falls
+atslib.study.bench --worker NAME --settings JSON``, one JSON line out): a process's peak RSS never falls
 (CUDA: ``torch.cuda.max_memory_allocated`` after setup). Time = median of ``repeats`` iterations
 after ``warmup`` of the real ``step.meta_step``; for ats-cheap a repeat is ``cheap_every`` steps.
 
@@ -38,19 +38,19 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from . import maml
-from .ats import ATS
-from .config import Config, ConfigError
-from .data import check_task_shape, load_images
-from .datasets import build_setup
-from .features import pool_factors
-from .methods import make_method
-from .models import build_model
-from .paths import ROOT
-from .scheduler import draw
-from .setup import resolve_device
-from .step import State, TaskGrads, bounded, lookahead, meta_step, params, step_inputs
-from .tasks import EpisodeSampler, stream
+from .. import maml
+from ..ats import ATS
+from ..config import Config, ConfigError
+from ..data import check_task_shape, load_images
+from ..datasets import build_setup
+from ..features import pool_factors
+from ..methods import make_method
+from ..models import build_model
+from ..paths import ROOT
+from ..scheduler import draw
+from ..setup import resolve_device
+from ..step import State, TaskGrads, bounded, lookahead, meta_step, params, step_inputs
+from ..tasks import EpisodeSampler, stream
 
 DEFAULTS = dict(pool_size=10, meta_batch=2, image_size=28, ways=5, shots=1, queries=15, width=32,
                 repeats=5, warmup=2, inner="anil", draws_per_step=2, threads=None, data=None, max_pools=3)
@@ -275,7 +275,7 @@ def settings_from(args) -> dict:
 def run_worker(name: str, s: dict, root: Path = ROOT) -> dict:
     """One worker in a fresh process, importing atslib from ``root`` (this tree, or a reference one)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    r = subprocess.run([sys.executable, "-m", "atslib.bench", "--worker", name, "--settings", json.dumps(s)],
+    r = subprocess.run([sys.executable, "-m", "atslib.study.bench", "--worker", name, "--settings", json.dumps(s)],
                        capture_output=True, text=True, env=env, cwd=root)   # ``-m`` puts cwd first on sys.path
     lines = r.stdout.strip().splitlines()
     if r.returncode != 0 or not lines:
@@ -392,9 +392,9 @@ def main(args) -> int:
     return 1 if any("error" in r for r in res.values()) else 0
 
 
-if __name__ == "__main__":                      # the worker: python -m atslib.bench --worker NAME --settings JSON
+if __name__ == "__main__":                      # the worker: python -m atslib.study.bench --worker NAME --settings JSON
     import argparse
-    a = argparse.ArgumentParser(prog="python -m atslib.bench")
+    a = argparse.ArgumentParser(prog="python -m atslib.study.bench")
     a.add_argument("--worker", required=True, choices=WORKERS)
     a.add_argument("--settings", required=True, help="the settings as JSON")
     args = a.parse_args()

@@ -11,7 +11,7 @@ with a step bar and phase bars.
 """
 from __future__ import annotations
 
-from .loop import Run
+from ..loop import Run
 from .progress import progress_callback
 
 

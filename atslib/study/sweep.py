@@ -1,6 +1,6 @@
 """Sweeps: a grid of training runs (method x setting x seed), resumable, through a small executor.
 
-The grid file and its expansion into runs are ``atslib.grid``.
+The grid file and its expansion into runs are ``atslib.study.grid``.
 
 Resumable: a run with a ``summary.json`` is skipped; a run killed half-way restarts from its
 checkpoint (``Run(resume=True)``); every file is written atomically. A finished run with the very
@@ -13,7 +13,7 @@ Executors: ``local`` (sequential, in this process), ``process`` (a local process
 ``population`` (the grid's compatible runs - the same cell and method, different seeds - trained
 in lockstep as populations in this process, ``atslib.population``; made for one GPU) and ``ray``
 (each run a Ray task with ``num_cpus``/``num_gpus``; ``address`` = an existing cluster, none = a
-fresh local Ray; see ``atslib.cluster``). ``workers`` means the same under each: the most runs at
+fresh local Ray; see ``atslib.study.cluster``). ``workers`` means the same under each: the most runs at
 once (local: 1 only; process: default 1; population: runs per population, default all compatible
 runs; ray: default as many as the cluster's resources fit). A Ray
 worker that does not share the driver's file system sends its checkpoints and the run's record files
@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import cluster
-from .config import Config, ConfigError
+from ..config import Config, ConfigError
 from .grid import (  # noqa: F401
     FAILED,
     FIRST,
@@ -45,10 +45,10 @@ from .grid import (  # noqa: F401
     select_seeds,
     status,
 )
-from .loop import Run
-from .metrics import t_ci95
-from .population import group, train_population
-from .store import atomic_write, write_csv
+from ..loop import Run
+from ..metrics import t_ci95
+from ..population import group, train_population
+from ..store import atomic_write, write_csv
 
 EXECUTORS = ("local", "process", "population", "ray")
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",

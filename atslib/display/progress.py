@@ -1,5 +1,5 @@
 """Progress display through a training callback (tqdm.auto: widget bars in JupyterLab, text in a
-terminal, silent with TQDM_DISABLE=1). Validation and test bars: ``atslib.live``."""
+terminal, silent with TQDM_DISABLE=1). Validation and test bars: ``atslib.display.live``."""
 from __future__ import annotations
 
 
