@@ -45,11 +45,15 @@ define papermill_nb
 	@echo "papermill $(1)"
 	$(HEADLESS) $(VENV)/bin/papermill --no-progress-bar --execution-timeout 1500 --cwd notebooks -k python3 \
 	  $(1) build/$(notdir $(1)) -p FIG_DIR $(CURDIR)/figures $(GALLERY_PARAMS_$(basename $(notdir $(1))))
+	$(VENV)/bin/jupyter nbconvert --to html --log-level WARN --output-dir build/notebooks build/$(notdir $(1))
 
 endef
 
+# Each executed notebook stays in build/ (.ipynb) and is converted to build/notebooks/NAME.html: a copy
+# with its figures and tables that opens in any browser without a kernel. Build products, not
+# committed: their outputs carry timings and progress, which differ on every run and machine.
 figures: venv
-	mkdir -p build figures
+	mkdir -p build/notebooks figures
 	$(foreach nb,$(NOTEBOOKS),$(call papermill_nb,$(nb)))
 	$(PY) -m atslib report
 

@@ -11,8 +11,6 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .study.bench import main as bench_main
-from .study.claims import write_report
 from .config import METHODS, Config, ConfigError
 from .data import DataError
 from .evaluate import evaluate_run
@@ -20,11 +18,11 @@ from .guards import NonFiniteError
 from .ingest.importers import LAYOUTS, format_summary, import_dataset
 from .loop import Run
 from .paths import FIGURES_DIR, REPORT
-from .study.popbench import main as population_bench_main
-from .population import train_population
-from .display.progress import progress_callback
 from .store import RunError
-from .study.sweep import EXECUTORS, run_sweep
+from .study import EXECUTORS
+
+# The wings each command needs are imported by that command: ``train`` and ``eval`` run on the
+# core's dependencies alone (torch, numpy); ``sweep`` and ``report`` need the study extra (pandas).
 
 USER_ERRORS = (ConfigError, DataError, RunError)
 
@@ -176,6 +174,7 @@ def cmd_train_population(args) -> int:
             raise ConfigError(f"--init {c.init}: no best.pt there; allowed: a finished run directory")
     outs = [args.out.replace("{seed}", str(s)) if "{seed}" in args.out else str(Path(args.out) / f"{base.method}-s{s}")
             for s in seeds]
+    from .population import train_population
     members = train_population(cfgs, outs, resume=args.resume, overwrite=args.overwrite)
     failed = 0
     for m, out in zip(members, outs):
@@ -196,6 +195,7 @@ def cmd_train(args) -> int:
         return cmd_train_population(args)
     cfg = config_from_args(args)
     run = Run(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    from .display.progress import progress_callback
     cbs = [] if args.quiet else [progress_callback(cfg.steps, run.step)]
     run.train(cbs)
     s = run.summary
@@ -209,6 +209,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .study.claims import write_report
     try:
         missing = write_report(args.out, args.tables)
     except (FileNotFoundError, ValueError) as e:
@@ -240,10 +241,13 @@ def main(argv=None) -> int:
         if args.command == "eval":
             return cmd_eval(args)
         if args.command == "sweep":
+            from .study.sweep import run_sweep
             return run_sweep(args.grid, args.out, args.executor, args.address, args.workers, args.scale,
                              args.num_cpus, args.num_gpus, args.limit, args.only, not args.quiet, args.seeds,
                              args.shared_fs, args.populations)
         if args.command == "bench":
+            from .study.bench import main as bench_main
+            from .study.popbench import main as population_bench_main
             return population_bench_main(args) if args.population else bench_main(args)
         if args.command == "report":
             return cmd_report(args)

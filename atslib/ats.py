@@ -10,7 +10,8 @@ One ATS step (``ATS.step``), with the pool's factors computed once at theta:
    own difficulty cancels); ``reward="acc"`` uses query accuracy instead;
 4. phi <- Adam step on -(R - b) log P(draw; phi) (REINFORCE ascent). The baseline b: by default
    two draws per step scored on the same validation tasks, each the other's baseline
-   (leave-one-out; ``draws_per_step``); with one draw, a moving average of past rewards;
+   (leave-one-out; ``draws_per_step``); with one draw, a moving average of past rewards
+   (``scheduler.TaskScheduler``: phi, its Adam, the baselines and the advantage bound);
 5. draw B tasks again with the updated phi at temperature max(T_min, decay^t);
 6. theta's real update on them (reusing the look-aheads' per-task meta-gradients).
 
@@ -37,15 +38,7 @@ import torch
 from . import maml
 from .baselines import Method
 from .guards import check_finite
-from .scheduler import (
-    AdvantageBound,
-    Baseline,
-    SchedulerNet,
-    draw,
-    entropy,
-    reinforce_loss,
-    standardize,
-)
+from .scheduler import TaskScheduler, entropy
 from .step import (
     Outcome,
     TaskGrads,
@@ -68,18 +61,21 @@ class ATS(Method):
         ``zero_output``: phi starts exactly uniform (a random phi otherwise). The ablations of
         ``registry.SPECS`` are these parameters."""
         super().__init__(cfg, setup)
-        bad = sorted(set(factors) - {"loss", "sim"})
-        if bad or not factors:
-            raise ValueError(f"ATS factors {tuple(factors)!r}; allowed: a non-empty subset of ('loss', 'sim')")
-        self.columns = tuple(factors)
-        self.net = SchedulerNet(len(self.columns), cfg.scheduler_hidden,
-                                generator=stream(cfg.seed, 0, "scheduler-init"), zero_output=zero_output)
         # phi lives on the CPU whatever theta's device: a 2-layer MLP over P rows is dozens of tiny
         # kernels (and host syncs in the draw) on a GPU; its inputs, the factors, are already on the CPU
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.scheduler_lr)
-        self.baseline = Baseline(cfg.baseline_momentum)
-        self.bound = AdvantageBound(cfg.adv_clip, cfg.adv_reject)
+        self.sched = TaskScheduler(factors, cfg.scheduler_hidden, cfg.scheduler_lr,
+                                   generator=stream(cfg.seed, 0, "scheduler-init"), momentum=cfg.baseline_momentum,
+                                   adv_clip=cfg.adv_clip, adv_reject=cfg.adv_reject, zscore=cfg.zscore_factors,
+                                   zero_output=zero_output, temperature=cfg.temperature,
+                                   temperature_decay=cfg.temperature_decay)
+        self.columns = self.sched.factors
         self.train_phi = train_phi
+
+    # phi, its Adam, the reward baseline and the advantage bound live in the scheduler
+    net = property(lambda self: self.sched.net)
+    opt = property(lambda self: self.sched.opt)
+    baseline = property(lambda self: self.sched.baseline)
+    bound = property(lambda self: self.sched.bound)
 
     def step(self, state, x):
         """One iteration of the paper's Algorithm 1, top to bottom."""
@@ -88,11 +84,10 @@ class ATS(Method):
         feats = self.inputs(f)
         grads = TaskGrads(state.model, x.pool, cfg)                     # per-task meta-gradients, each taken once
         info = self.train_scheduler(state, x, feats, grads) if self.train_phi and self.should_train(x) else {}
-        with torch.no_grad():                                           # the real draw, with the updated phi
-            logits = self.net(feats, x.progress)
         T = self.temperature(x.step)
-        d = draw(logits, cfg.meta_batch, x.gen, T)
-        out = Outcome(d.indices, d.probs.cpu(), score=logits.cpu(), factors=f,
+        with torch.no_grad():                                           # the real draw, with the updated phi
+            d = self.sched.draw_inputs(feats, cfg.meta_batch, x.progress, T, x.gen)
+        out = Outcome(d.indices, d.probs.cpu(), score=d.logits.cpu(), factors=f,
                       info={**info, "temperature": T, "entropy": entropy(d.probs)})
         if x.step >= cfg.warmup:                                        # theta's update (not during the warm-up)
             out.losses, out.scores = self.update_theta(state, x, d.indices, grads)
@@ -103,9 +98,7 @@ class ATS(Method):
         return factors_of(state, x)
 
     def inputs(self, f) -> torch.Tensor:
-        cols = {"loss": f.loss, "sim": f.sim_cos}
-        z = standardize if self.cfg.zscore_factors else (lambda v: v)
-        return torch.stack([z(cols[c]) for c in self.columns], 1)
+        return self.sched.inputs(f.loss, f.sim_cos)
 
     def should_train(self, x) -> bool:
         return True
@@ -122,30 +115,20 @@ class ATS(Method):
         long stretches and REINFORCE locks in an arbitrary direction (measured: noise AUC 0.09).
         """
         cfg, k = self.cfg, self.cfg.draws_per_step
-        logits = self.net(feats, x.progress)
-        draws = [draw(logits, cfg.meta_batch, x.gen, 1.0) for _ in range(k)]
+        draws = self.sched.draw_inputs(feats, cfg.meta_batch, x.progress, 1.0, x.gen, n=k)
         val = x.reward_tasks()
         looks = [self.lookahead(state, grads, d.indices) for d in draws]
         rewards = [self.score(state, theta_tilde, val) for theta_tilde, _ in looks]
         if k == 1 and cfg.reward_paired:          # R(theta~) - R(theta) on the same tasks (k >= 2: it cancels)
             rewards = [r - self.score(state, params(state.model), val) for r in rewards]
         check_finite(x.step, "reward", rewards)                          # before phi moves
-        if k == 1:
-            advs = [rewards[0] - self.baseline.value if self.baseline.count else 0.0]
-        else:
-            total = sum(rewards)
-            advs = [r - (total - r) / (k - 1) for r in rewards]
-        raw, advs = advs, self.bound(advs)
-        info = {"reward": sum(rewards) / k, "advantage_raw": raw[0],
+        up = self.sched.update(draws, rewards)                           # baselines, bound, REINFORCE
+        info = {"reward": sum(rewards) / k, "advantage_raw": up["advantages_raw"][0],
                 "lookahead_norm": float(torch.stack([n for _, n in looks]).max())}
-        if advs is None:   # an absurd advantage (a look-ahead model diverged): phi learns nothing from this step
+        if up["skipped"]:   # an absurd advantage (a look-ahead model diverged): phi learns nothing from this step
             return {**info, "phi_skipped": 1}
-        self.baseline.update(rewards[0] if k == 1 else total / k)
-        self.opt.zero_grad(set_to_none=True)
-        loss = sum(reinforce_loss(d.log_prob, a) for d, a in zip(draws, advs)) / k
-        loss.backward()
-        self.opt.step()
-        return {**info, "advantage": advs[0], "baseline": self.baseline.value, "log_prob": float(draws[0].log_prob.detach())}
+        return {**info, "advantage": up["advantages"][0], "baseline": up["baseline"],
+                "log_prob": float(draws[0].log_prob.detach())}
 
     def lookahead(self, state, grads, indices) -> tuple[dict, torch.Tensor]:
         """(theta~ = theta - lookahead_lr * the drawn tasks' clipped mean meta-gradient, its norm before clipping)."""
@@ -156,7 +139,7 @@ class ATS(Method):
         return val_metric(state.model, p, tasks, self.cfg)
 
     def temperature(self, step: int) -> float:
-        return max(self.cfg.temperature, self.cfg.temperature_decay ** step)
+        return self.sched.temperature(step)
 
     def update_theta(self, state, x, indices, grads):
         """theta's update on the drawn tasks: from the look-aheads' per-task meta-gradients where
@@ -167,14 +150,10 @@ class ATS(Method):
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self):
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "baseline": self.baseline.state_dict(),
-                "bound": self.bound.state_dict()}
+        return self.sched.state_dict()          # keys "net", "opt", "baseline", "bound", as checkpoints hold them
 
     def load_state_dict(self, d):
-        self.net.load_state_dict(d["net"])
-        self.opt.load_state_dict(d["opt"])
-        self.baseline.load_state_dict(d["baseline"])
-        self.bound.load_state_dict(d.get("bound", {}))
+        self.sched.load_state_dict(d)
 
 
 class CheapATS(ATS):

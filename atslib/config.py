@@ -58,7 +58,7 @@ class Config:
     # --- meta-learner -----------------------------------------------------------------
     inner: str = "anil"              # "anil" (head adapts) or "maml" (all parameters adapt)
     first_order: bool = False        # drop second-order terms of the meta-gradient
-    inner_lr: float = 0.1            # inner-loop SGD step (0.01 barely moves a 288-d head; see README)
+    inner_lr: float = 0.1            # inner-loop SGD step (0.01 barely moves a 288-d head; see docs/choices.md)
     inner_steps: int = 5             # inner steps in meta-training
     test_inner_steps: int = 10       # inner steps at validation / test time
     outer_lr: float = 1e-3           # Adam learning rate of the meta-parameters

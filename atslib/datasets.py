@@ -11,7 +11,6 @@ it instead of branching on the dataset's name.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from . import molecules
 from .config import Config, ConfigError
@@ -48,13 +47,13 @@ class ImageTasks:
         return Setup(cfg, device, data, model, train, val, test, classes, hard_test_sampler=hard_test, dataset=self)
 
     def test(self, setup: Setup) -> tuple[dict, dict]:
-        """(summary entries, {file name: per-task frame}) for the model's current parameters."""
+        """(summary entries, {file name: per-task columns}) for the model's current parameters."""
         cfg = setup.cfg
 
-        def scored(hard: bool) -> tuple[float, float, pd.DataFrame]:
+        def scored(hard: bool) -> tuple[float, float, dict]:
             loss, acc = evaluate_params(setup, test_tasks(setup, hard=hard))
             acc = acc.cpu().numpy()
-            return (*mean_ci95(acc), pd.DataFrame({"task": np.arange(len(acc)), "acc": acc, "loss": loss.cpu().numpy()}))
+            return (*mean_ci95(acc), {"task": np.arange(len(acc)), "acc": acc, "loss": loss.cpu().numpy()})
 
         mean, ci, frame = scored(hard=False)
         extra = {"ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,

@@ -11,12 +11,18 @@ a CPU); ``batched`` takes per-task gradients for the whole pool in one program w
 ``torch.func.vmap(grad(...))`` over the task axis (no Python loop; the fast path on a GPU). In
 both, the ANIL backbone features come out of the same forward pass as the gradients and are reused
 for the post-adaptation loss, so the backbone runs once per image.
+
+``task_factors`` computes the two factors the scheduler reads (``loss`` and ``sim_cos``) for *any*
+functional model ``forward(params, x) -> outputs`` on plain tensors with a leading task axis: the
+drop-in path for a researcher's own model (``examples/ats_anil.py``); on this library's models it
+gives the numbers of ``pool_factors`` (``tests/test_example.py``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import maml
 from .lockstep import batchable
@@ -107,3 +113,58 @@ def pool_factors(model, p: dict, tasks, steps: int, lr: float, inner: str = "ani
         else:
             loss, score = maml.evaluate(model, pd, tasks, steps, lr, inner="maml")
     return Factors(loss.detach().cpu(), score.detach().cpu(), dot, cos, layer_cos, layers)
+
+
+def _grads_of(forward, p: dict, x, y, loss_fn, keys) -> dict:
+    """{name: gradient} of loss_fn(forward(p, x), y) w.r.t. ``p[name]`` for the names in ``keys``
+    (zeros for a parameter the loss does not use); no graph is kept."""
+    with torch.enable_grad():
+        q = {k: v.detach().requires_grad_(True) if k in keys else v.detach() for k, v in p.items()}
+        g = torch.autograd.grad(loss_fn(forward(q, x), y), [q[k] for k in keys], allow_unused=True)
+    return {k: torch.zeros_like(q[k]) if gk is None else gk for k, gk in zip(keys, g)}
+
+
+def _adapted(forward, p: dict, x_s, y_s, steps: int, lr: float, keys, loss_fn) -> dict:
+    """``p`` after ``steps`` first-order SGD steps of size ``lr`` on one support set, only ``keys`` moving."""
+    fast = dict(p)
+    for _ in range(steps):
+        g = _grads_of(forward, fast, x_s, y_s, loss_fn, keys)
+        fast = {k: v - lr * g[k] if k in g else v for k, v in fast.items()}
+    return fast
+
+
+def task_factors(forward, params: dict, support, query, inner_steps: int, inner_lr: float, adapt=None,
+                 loss_fn=F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scheduler's two factors of P tasks for any functional model: (loss (P,), sim (P,)).
+
+    ``forward(params, x) -> outputs`` with ``params`` a {name: tensor} dict (theta_0); ``support`` =
+    (x_s (P, Ns, ...), y_s (P, Ns)) and ``query`` = (x_q (P, Nq, ...), y_q (P, Nq)), tasks on the
+    leading axis; ``loss_fn(outputs, y)`` is the mean loss of one task's examples (cross-entropy).
+    ``adapt``: the names of the parameters the inner loop adapts - None for all of them (MAML), the
+    head's names for ANIL (e.g. ("head.weight", "head.bias")); the others stay at theta_0.
+
+    - ``loss``: the query loss after ``inner_steps`` SGD steps of size ``inner_lr`` on the support
+      set (the adapted parameters only), first order and without a graph (a score, not a loss to train);
+    - ``sim``: the cosine of the gradients of the support and of the query loss w.r.t. *all*
+      parameters at theta_0, with no adaptation (the paper's similarity; ``sim_cos`` of ``pool_factors``).
+
+    One task at a time with plain autograd, so any ``forward`` works; both come back on the CPU
+    (where ``TaskScheduler`` lives), with no graph to ``params``.
+    """
+    (x_s, y_s), (x_q, y_q) = support, query
+    p = {k: v.detach() for k, v in params.items()}
+    keys = list(p)
+    unknown = sorted(set(adapt or ()) - set(keys))
+    if unknown:
+        raise ValueError(f"adapt names {unknown} that are not parameters; allowed: {keys}")
+    moving = keys if adapt is None else [k for k in keys if k in set(adapt)]
+    g_s, g_q, losses = {k: [] for k in keys}, {k: [] for k in keys}, []
+    for t in range(x_s.shape[0]):
+        for g, x, y in ((g_s, x_s[t], y_s[t]), (g_q, x_q[t], y_q[t])):
+            for k, gk in _grads_of(forward, p, x, y, loss_fn, keys).items():
+                g[k].append(gk)
+        fast = _adapted(forward, p, x_s[t], y_s[t], inner_steps, inner_lr, moving, loss_fn)
+        with torch.no_grad():
+            losses.append(loss_fn(forward(fast, x_q[t]), y_q[t]))
+    _, cos, _, _ = similarities({k: torch.stack(v) for k, v in g_s.items()}, {k: torch.stack(v) for k, v in g_q.items()})
+    return torch.stack(losses).detach().cpu(), cos

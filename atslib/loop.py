@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .config import Config
@@ -29,7 +28,8 @@ from .store import (
     check_version,
     load_torch,
     save_torch,
-    write_csv,
+    rows_of,
+    write_rows,
     write_json,
 )
 from .version import __version__
@@ -121,14 +121,19 @@ class Run:
         self.write_records()
 
     def write_records(self) -> None:
-        write_csv(self.out / "history.csv", self.history_frame())
+        write_rows(self.out / "history.csv", self.history)
         if self.pools:
-            write_csv(self.out / "pool.csv.gz", self.pool_frame())
+            write_rows(self.out / "pool.csv.gz", [r for p in self.pools for r in rows_of(p)])
 
-    def history_frame(self) -> pd.DataFrame:
+    def history_frame(self):
+        """The history as a pandas DataFrame (pandas: the study and display extras; the core itself
+        never needs it)."""
+        import pandas as pd
         return pd.DataFrame(self.history)
 
-    def pool_frame(self) -> pd.DataFrame:
+    def pool_frame(self):
+        """Every logged pool as one pandas DataFrame (see ``history_frame``)."""
+        import pandas as pd
         return pd.concat([pd.DataFrame(p) for p in self.pools], ignore_index=True) if self.pools else pd.DataFrame()
 
     # -- training --------------------------------------------------------------------------
@@ -187,8 +192,8 @@ class Run:
         self.summary.update(self.diagnostics())
         if self.out is not None:
             save_torch(self.out / "best.pt", {"model": self.best_state, "step": self.best_step})
-            for name, frame in score_files.items():
-                write_csv(self.out / name, frame)
+            for name, columns in score_files.items():
+                write_rows(self.out / name, rows_of(columns))
             write_json(self.out / "summary.json", self.summary)
         return self.summary
 
@@ -196,16 +201,18 @@ class Run:
         """noise_auc (2nd half of training), clean_share, mean entropy - where some tasks are noisy, some clean."""
         if not 0 < self.cfg.bad_ratio < 1 or not self.history:
             return {}
-        h = self.history_frame()
-        late = h[h["step"] >= self.cfg.steps // 2]
-        late = late if len(late) else h
-        out = {"noise_auc": float(np.nanmean(late["auc"])) if late["auc"].notna().any() else float("nan"),
-               "clean_share": float(h["clean_share"].mean()), "clean_share_late": float(late["clean_share"].mean()),
-               "noisy_mass_late": float(late["noisy_mass"].mean())}
-        if "entropy" in h:
-            out["entropy_late"] = float(late["entropy"].mean())
-        return out
+        h = self.history
+        late = [r for r in h if r["step"] >= self.cfg.steps // 2] or h
 
+        def mean(rows, key):           # the mean over the rows that have a finite value (NaN if none)
+            v = np.array([r[key] for r in rows if key in r and r[key] is not None], dtype=float)
+            v = v[~np.isnan(v)]
+            return float(v.mean()) if len(v) else float("nan")
+        out = {"noise_auc": mean(late, "auc"), "clean_share": mean(h, "clean_share"),
+               "clean_share_late": mean(late, "clean_share"), "noisy_mass_late": mean(late, "noisy_mass")}
+        if any("entropy" in r for r in h):
+            out["entropy_late"] = mean(late, "entropy")
+        return out
 
 def meta_train(cfg: Config, callbacks=(), out=None, resume: bool = False, overwrite: bool = False, stop=None) -> Run:
     """Train with ``cfg.method``; write a run directory when ``out`` is given; return the ``Run``.

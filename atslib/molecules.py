@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from . import maml
@@ -229,8 +228,8 @@ def score_parts(setup, parts: list, ids, chunk: int = 20) -> tuple[np.ndarray, n
     return np.concatenate(r2), np.concatenate(mse)
 
 
-def molecule_results(setup) -> tuple[dict, pd.DataFrame]:
-    """Summary entries and ``test_scores`` rows of a molecules run (the current model parameters)."""
+def molecule_results(setup) -> tuple[dict, dict]:
+    """Summary entries and ``test_scores`` columns of a molecules run (the current model parameters)."""
     cfg, data = setup.cfg, setup.data
     ids, parts = meta_test_parts(setup)
     r2, mse = score_parts(setup, parts, ids)
@@ -247,9 +246,9 @@ def molecule_results(setup) -> tuple[dict, pd.DataFrame]:
                "test_mean": mean, "test_ci95": ci, "test_mse": float(mse.mean()), "n_test_tasks": int(len(r2)),
                "real_r2": real, "real_protocol": {"shots": REAL_SHOTS, "episodes": REAL_EPISODES,
                                                   "query_cap": REAL_QUERY_CAP, "seed": cfg.test_seed}}
-    frame = pd.DataFrame({"task": np.arange(len(r2)), "assay": ids, "n_support": [len(pt[0]) for pt in parts],
-                          "n_query": [len(pt[2]) for pt in parts], "r2": r2, "mse": mse})
-    return summary, frame
+    columns = {"task": np.arange(len(r2)), "assay": ids, "n_support": [len(pt[0]) for pt in parts],
+               "n_query": [len(pt[2]) for pt in parts], "r2": r2, "mse": mse}
+    return summary, columns
 
 
 __all__ = ["MoleculeData", "load_molecules", "AssaySampler", "pad_tasks", "hidden_width",

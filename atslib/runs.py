@@ -7,21 +7,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from .config import Config
 from .datasets import build_setup
-from .store import check_version, load_torch
+from .store import check_version, load_torch, read_columns
 
 
 def load_run(run_dir: str | Path, with_model: bool = True) -> dict:
-    """Config, history, summary, pool records, test scores and (optionally) the best model of a run."""
+    """Config, history, summary, pool records, test scores and (optionally) the best model of a run.
+
+    The tables (history, test_scores, pools) come back as pandas DataFrames; where pandas is not
+    installed (the core's dependencies alone: torch, numpy) as {column: numpy array}
+    (``store.read_columns``)."""
+    try:
+        from pandas import read_csv
+    except ImportError:
+        read_csv = read_columns
     run_dir = Path(run_dir)
     meta = check_version(run_dir)
     out = {"config": Config.from_saved(meta["config"]), "meta": meta, "dir": run_dir}
     for key, name in (("history", "history.csv"), ("test_scores", "test_scores.csv"), ("pools", "pool.csv.gz")):
         f = run_dir / name
-        out[key] = pd.read_csv(f) if f.is_file() else None
+        out[key] = read_csv(f) if f.is_file() else None
     f = run_dir / "summary.json"
     out["summary"] = json.loads(f.read_text()) if f.is_file() else None
     if with_model and (run_dir / "best.pt").is_file():

@@ -14,13 +14,16 @@ Checkpoints are read with ``torch.load(weights_only=True)``. ``runs.load_run`` r
 """
 from __future__ import annotations
 
+import csv
+import gzip
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import torch
 
 FORMAT_VERSION = 1
@@ -53,11 +56,62 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
-def write_csv(path, df: pd.DataFrame) -> None:
+def write_rows(path, rows: list[dict]) -> None:
+    """A CSV table from ``rows`` (dicts; the columns in order of first appearance, a missing or NaN
+    cell empty, floats as their shortest round-trip repr), gzip-compressed with mtime 0 when
+    ``path`` ends in ``.gz``. Read back with any CSV reader (``runs.load_run``: pandas)."""
     path = Path(path)
-    buf = io.BytesIO()
-    df.to_csv(buf, index=False, compression={"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None)
-    atomic_write(path, buf.getvalue())
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in columns])
+    data = buf.getvalue().encode()
+    if path.suffix == ".gz":
+        out = io.BytesIO()
+        with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as g:
+            g.write(data)
+        data = out.getvalue()
+    atomic_write(path, data)
+
+
+def read_columns(path) -> dict[str, np.ndarray]:
+    """A table ``write_rows`` wrote, as {column: numpy array} (float where every non-empty cell is a
+    number, empty cells NaN; strings otherwise): the reader of a run's tables without pandas."""
+    path = Path(path)
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    rows = list(csv.reader(io.StringIO(raw.decode(), newline="")))
+    if not rows:
+        return {}
+    out = {}
+    for j, name in enumerate(rows[0]):
+        cells = [r[j] if j < len(r) else "" for r in rows[1:]]
+        try:
+            out[name] = np.array([float(c) if c != "" else math.nan for c in cells])
+        except ValueError:
+            out[name] = np.array(cells, dtype=object)
+    return out
+
+
+def rows_of(columns: dict) -> list[dict]:
+    """Rows from equal-length columns (``{name: sequence}``)."""
+    names = list(columns)
+    return [dict(zip(names, vals)) for vals in zip(*(list(columns[n]) for n in names))]
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, torch.Tensor):
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return "" if math.isnan(v) else repr(float(v))
+    return str(v)
 
 
 def save_torch(path, obj) -> None:

@@ -157,7 +157,7 @@ def test_a_failing_run_stops_alone(request):
 
 
 def test_run_features_paths_agree(float64, images):
-    from atslib.population.engine.batched import run_features, stacked
+    from atslib.population.batched import run_features, stacked
     from conftest import tiny_model
     models = [tiny_model(images, seed=s) for s in range(3)]
     P = stacked([dict(m.named_parameters()) for m in models])

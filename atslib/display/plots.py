@@ -66,7 +66,21 @@ def savefig(fig, name: str, fig_dir: str | Path | None = None, formats=("png", "
         p = d / f"{name}.{fmt}"
         fig.savefig(p, dpi=120, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
         paths.append(p)
+    _embed(fig, paths)
     return paths
+
+
+def _embed(fig, paths) -> None:
+    """Under a non-interactive backend in a kernel (papermill's headless runs: MPLBACKEND=Agg), show
+    the saved PNG in the cell's output, so an executed notebook carries its figures; with the inline
+    backend (JupyterLab) the figure shows itself and nothing is added."""
+    import sys
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    png = [p for p in paths if p.suffix == ".png"]
+    if not shell or getattr(shell, "kernel", None) is None or not png or "inline" in _plt().get_backend().lower():
+        return
+    from IPython.display import Image, display
+    display(Image(filename=str(png[0])))
 
 
 def save_table(df: pd.DataFrame, name: str, fig_dir: str | Path | None = None) -> Saved:

@@ -48,9 +48,8 @@ from .grid import (  # noqa: F401
 from ..loop import Run
 from ..metrics import t_ci95
 from ..population import group, train_population
-from ..store import atomic_write, write_csv
-
-EXECUTORS = ("local", "process", "population", "ray")
+from ..store import atomic_write
+from . import EXECUTORS
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
             "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done", "start_val")
 
@@ -165,8 +164,8 @@ def cell_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_tables(specs, out: Path, grid_name: str) -> pd.DataFrame:
     df = summary_rows(specs, grid_name)
-    write_csv(out / "summary.csv", df)
-    write_csv(out / "cells.csv", cell_table(df))
+    atomic_write(out / "summary.csv", df.to_csv(index=False))
+    atomic_write(out / "cells.csv", cell_table(df).to_csv(index=False))
     return df
 
 
