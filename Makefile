@@ -18,6 +18,9 @@ HEADLESS := MPLBACKEND=Agg TQDM_DISABLE=1
 # `git status` clean on any CPU: a float32 training run on another CPU's kernels differs in its
 # fourth digit, which a figure's bytes would show.
 GALLERY_PARAMS_02_training := -p COMMITTED ../results/pretrain/1shot/uniform-s0
+# 04_scheduler computes (the factors, one ATS step, 30 float32 steps of phi), so its figures' bytes
+# depend on the CPU's kernels: they go to build/figures/ and into its HTML copy, not to the gallery.
+GALLERY_PARAMS_04_scheduler := -p FIG_DIR $(CURDIR)/build/figures
 
 # `make lab`: JupyterLab on LAB_DIR. Jupyter Server reads JUPYTER_PORT and JUPYTER_TOKEN from the
 # environment; LAB_ARGS adds options (e.g. --no-browser). MPLBACKEND is removed, whoever set it, so
