@@ -77,8 +77,9 @@ def write_rows(path, rows: list[dict]) -> None:
 
 
 def read_columns(path) -> dict[str, np.ndarray]:
-    """A table ``write_rows`` wrote, as {column: numpy array} (float where every non-empty cell is a
-    number, empty cells NaN; strings otherwise): the reader of a run's tables without pandas."""
+    """A table ``write_rows`` wrote, as {column: numpy array} (bool where every cell is True/False;
+    float where every non-empty cell is a number, empty cells NaN; strings otherwise): the reader of
+    a run's tables without pandas."""
     path = Path(path)
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     rows = list(csv.reader(io.StringIO(raw.decode(), newline="")))
@@ -87,6 +88,9 @@ def read_columns(path) -> dict[str, np.ndarray]:
     out = {}
     for j, name in enumerate(rows[0]):
         cells = [r[j] if j < len(r) else "" for r in rows[1:]]
+        if cells and all(c in ("True", "False") for c in cells):
+            out[name] = np.array([c == "True" for c in cells])          # a flag column, as pandas reads it
+            continue
         try:
             out[name] = np.array([float(c) if c != "" else math.nan for c in cells])
         except ValueError:
