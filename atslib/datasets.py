@@ -58,7 +58,7 @@ class ImageTasks:
         mean, ci, frame = scored(hard=False)
         extra = {"ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,
                  "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(setup.train_classes),
-                 "test_mean": mean, "test_ci95": ci, "n_test_tasks": len(frame)}
+                 "test_mean": mean, "test_ci95": ci, "n_test_tasks": len(frame["task"])}
         files = {"test_scores.csv": frame}
         extra.update({k: getattr(cfg, k) for k in REGIME_FIELDS if getattr(cfg, k) != getattr(Config, k)})
         if cfg.hard_ratio:                        # the hard meta-test distribution

@@ -140,6 +140,7 @@ def test_a_run_trains_and_loads_with_the_wings_dependencies_missing(tmp_path):
         f"atslib.meta_train(cfg, out={str(tmp_path / 'a')!r})\n"
         f"r = atslib.load_run({str(tmp_path / 'a')!r})\n"
         "assert list(r['history']['step']) == [0.0, 1.0] and 0 <= r['summary']['test_mean'] <= 1\n"
+        "assert r['summary']['n_test_tasks'] == 4 == len(r['test_scores']['acc'])\n"
         "sys.argv = ['atslib', 'train', '--method', 'ats', '--steps', '2', '--pool-size', '4', '--width', '8',"
         f" '--queries', '3', '--n-val-tasks', '2', '--n-test-tasks', '4', '--eval-every', '2', '--out', {str(tmp_path / 'b')!r}]\n"
         "from atslib.__main__ import main\n"
