@@ -40,3 +40,12 @@ def tiny_config(**kw):
 
 
 sys.modules.setdefault("helpers", sys.modules[__name__])
+
+
+@pytest.fixture
+def float64():
+    """torch's default dtype float64 for one test (exact comparisons), restored after it."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -29,14 +29,6 @@ TINY = ["--steps", "4", "--ways", "3", "--queries", "3", "--pool", "5", "--val-t
         "--inner-steps", "2", "--max-norm", "0.5", "--log-every", "2", "--device", "cpu"]
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 @pytest.fixture(scope="module")
 def example():
     spec = importlib.util.spec_from_file_location("ats_anil_example", EXAMPLE)

@@ -17,14 +17,6 @@ from helpers import ROOT
 SKIP = ("seconds", "wall")
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def compare_runs(single, member, rtol=1e-5):
     """Differences between a single run and the same run trained in a population."""
     diffs = []
