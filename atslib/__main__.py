@@ -18,7 +18,7 @@ from .guards import NonFiniteError
 from .ingest.importers import LAYOUTS, format_summary, import_dataset
 from .loop import Run
 from .paths import FIGURES_DIR, REPORT
-from .store import RunError
+from .store import BEST, RunError
 from .study import EXECUTORS
 
 # The wings each command needs are imported by that command: ``train`` and ``eval`` run on the
@@ -170,8 +170,8 @@ def cmd_train_population(args) -> int:
     base = config_from_args(args)
     cfgs = [base.replace(seed=s, init=base.init.replace("{seed}", str(s)) if base.init else base.init) for s in seeds]
     for c in cfgs:                       # before any run is built (and --overwrite deletes its folder)
-        if c.init and not (Path(c.init) / "best.pt").is_file():
-            raise ConfigError(f"--init {c.init}: no best.pt there; allowed: a finished run directory")
+        if c.init and not (Path(c.init) / BEST).is_file():
+            raise ConfigError(f"--init {c.init}: no {BEST} there; allowed: a finished run directory")
     outs = [args.out.replace("{seed}", str(s)) if "{seed}" in args.out else str(Path(args.out) / f"{base.method}-s{s}")
             for s in seeds]
     from .population import train_population

@@ -55,6 +55,9 @@ from .tasks import stream
 
 class ATS(Method):
     name = "ats"
+    # None, or hook(part, fn, *args) -> fn(*args): runs each part of ``step`` ("factors", "lookahead",
+    # "validation", "update"), observing it (``study.bench.ats_parts`` times them); it changes no number
+    part_hook = None
 
     def __init__(self, cfg, setup, factors=("loss", "sim"), train_phi: bool = True, zero_output: bool = True):
         """``factors``: the scheduler's inputs ("loss", "sim"); ``train_phi``: REINFORCE updates phi;
@@ -80,7 +83,7 @@ class ATS(Method):
     def step(self, state, x):
         """One iteration of the paper's Algorithm 1, top to bottom."""
         cfg = self.cfg
-        f = self.factors(state, x)                                      # both factors of every pool task at theta
+        f = self._part("factors", self.factors, state, x)               # both factors of every pool task at theta
         feats = self.inputs(f)
         grads = TaskGrads(state.model, x.pool, cfg)                     # per-task meta-gradients, each taken once
         info = self.train_scheduler(state, x, feats, grads) if self.train_phi and self.should_train(x) else {}
@@ -90,8 +93,11 @@ class ATS(Method):
         out = Outcome(d.indices, d.probs.cpu(), score=d.logits.cpu(), factors=f,
                       info={**info, "temperature": T, "entropy": entropy(d.probs)})
         if x.step >= cfg.warmup:                                        # theta's update (not during the warm-up)
-            out.losses, out.scores = self.update_theta(state, x, d.indices, grads)
+            out.losses, out.scores = self._part("update", self.update_theta, state, x, d.indices, grads)
         return out
+
+    def _part(self, part: str, fn, *args):
+        return fn(*args) if self.part_hook is None else self.part_hook(part, fn, *args)
 
     # -- the pieces, in the order the step uses them ------------------------------------------
     def factors(self, state, x):
@@ -117,10 +123,10 @@ class ATS(Method):
         cfg, k = self.cfg, self.cfg.draws_per_step
         draws = self.sched.draw_inputs(feats, cfg.meta_batch, x.progress, 1.0, x.gen, n=k)
         val = x.reward_tasks()
-        looks = [self.lookahead(state, grads, d.indices) for d in draws]
-        rewards = [self.score(state, theta_tilde, val) for theta_tilde, _ in looks]
+        looks = [self._part("lookahead", self.lookahead, state, grads, d.indices) for d in draws]
+        rewards = [self._part("validation", self.score, state, theta_tilde, val) for theta_tilde, _ in looks]
         if k == 1 and cfg.reward_paired:          # R(theta~) - R(theta) on the same tasks (k >= 2: it cancels)
-            rewards = [r - self.score(state, params(state.model), val) for r in rewards]
+            rewards = [r - self._part("validation", self.score, state, params(state.model), val) for r in rewards]
         check_finite(x.step, "reward", rewards)                          # before phi moves
         up = self.sched.update(draws, rewards)                           # baselines, bound, REINFORCE
         info = {"reward": sum(rewards) / k, "advantage_raw": up["advantages_raw"][0],
@@ -175,7 +181,7 @@ class ATSReweight(ATS):
 
     def step(self, state, x):
         cfg, model = self.cfg, state.model
-        f = self.factors(state, x)
+        f = self._part("factors", self.factors, state, x)
         feats = self.inputs(f)
         w = torch.softmax(self.net(feats, x.progress), 0)                       # (P,), cpu
         theta_tilde, norm = self.weighted_lookahead(state, x, w.to(x.setup.device))

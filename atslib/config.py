@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 
 from .registry import METHODS, SCHEDULED, SPECS
+from .store import LEGACY, RENAMED, upgrade_config  # noqa: F401 - LEGACY, RENAMED: re-exported
 
 DATASETS = ("quickdraw", "molecules")
 
@@ -18,13 +19,8 @@ DATASETS = ("quickdraw", "molecules")
 NOISE_ON = ("support", "query", "both")     # labels a noisy task corrupts
 SHIFTS = ("rot90", "invert", "thicken")      # shifted domains of out-of-distribution tasks
 
-# Values that runs saved before an option existed actually ran with (see ``Config.from_saved``).
-LEGACY = {"lookahead_max_norm": 0.0, "adv_clip": 0.0, "adv_reject": 0.0, "reweight_update": "all",
-          "validate_start": False}
-
-
-# Fields renamed since runs were saved: old name -> new name (read by ``Config.from_saved``).
-RENAMED = {"pools": "max_pools"}
+# ``LEGACY`` (values that runs saved before an option existed ran with) and ``RENAMED`` (fields
+# renamed since runs were saved) live with the rest of the legacy readers in ``store``.
 
 
 class ConfigError(ValueError):
@@ -116,10 +112,9 @@ class Config:
 
         Saved configs lack the fields added since; most take their defaults, but the numeric
         safeguards below changed behaviour, so a run without them ran without them. Fields
-        renamed since (``RENAMED``) are read under their new names.
+        renamed since (``RENAMED``) are read under their new names (``store.upgrade_config``).
         """
-        d = {RENAMED.get(k, k): v for k, v in d.items()}
-        return cls.from_dict({**{k: v for k, v in LEGACY.items() if k not in d}, **d})
+        return cls.from_dict(upgrade_config(d))
 
     @property
     def bad_ratio(self) -> float:

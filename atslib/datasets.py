@@ -18,6 +18,7 @@ from .data import check_task_shape, load_images
 from .metrics import mean_ci95
 from .models import build_model
 from .setup import Setup, evaluate_params, resolve_device, test_tasks
+from .store import TEST_SCORES, TEST_SCORES_HARD
 from .tasks import EpisodeSampler, budget_classes, stream
 
 REGIME_FIELDS = ("noise_on", "hard_ratio", "ood_ratio", "ood_shift")   # reported where not at their defaults
@@ -59,10 +60,10 @@ class ImageTasks:
         extra = {"ways": cfg.ways, "shots": cfg.shots, "queries": cfg.queries, "noise_ratio": cfg.noise_ratio,
                  "flip_prob": cfg.flip_prob, "budget_classes": cfg.budget_classes or len(setup.train_classes),
                  "test_mean": mean, "test_ci95": ci, "n_test_tasks": len(frame["task"])}
-        files = {"test_scores.csv": frame}
+        files = {TEST_SCORES: frame}
         extra.update({k: getattr(cfg, k) for k in REGIME_FIELDS if getattr(cfg, k) != getattr(Config, k)})
         if cfg.hard_ratio:                        # the hard meta-test distribution
-            extra["test_hard_mean"], extra["test_hard_ci95"], files["test_scores_hard.csv"] = scored(hard=True)
+            extra["test_hard_mean"], extra["test_hard_ci95"], files[TEST_SCORES_HARD] = scored(hard=True)
         return extra, files
 
     def examples_per_task(self, cfg: Config) -> int | None:
@@ -93,7 +94,7 @@ class MoleculeTasks:
     def test(self, setup: Setup) -> tuple[dict, dict]:
         """R^2 on the meta-test assays and on real-assay episodes."""
         extra, scores = molecules.molecule_results(setup)
-        return extra, {"test_scores.csv": scores}
+        return extra, {TEST_SCORES: scores}
 
     def examples_per_task(self, cfg: Config) -> int | None:
         return None                               # assays differ in size

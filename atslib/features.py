@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from . import maml
-from .lockstep import batchable
 from .models import layer_of
 
 
@@ -91,7 +90,6 @@ def similarities(g_s: dict, g_q: dict):
     return dot.to(real), cos.to(real), layer_cos.to(real), layers
 
 
-@batchable("pool_factors")
 def pool_factors(model, p: dict, tasks, steps: int, lr: float, inner: str = "anil", path: str | None = None) -> Factors:
     """Both factors for every task in ``tasks``; ``path`` is "loop", "batched" or None (auto by device)."""
     if path is None:

@@ -23,12 +23,21 @@ from .methods import make_method
 from .setup import copy_params, evaluate_params, init_from, val_tasks
 from .step import State, meta_step
 from .store import (
+    BEST,
+    CHECKPOINT,
+    CONFIG,
     FORMAT_VERSION,
+    HISTORY,
+    POOLS,
+    START_VAL,
+    START_VAL_KEYS,
+    SUMMARY,
     RunError,
     check_version,
     load_torch,
     save_torch,
     rows_of,
+    upgrade_checkpoint,
     write_rows,
     write_json,
 )
@@ -42,16 +51,14 @@ def start_validation(run: "Run") -> float:
 
     Runs that start from the same ``--init`` checkpoint on the same validation tasks share this
     number, so it is computed once per process and kept in ``start_val.json`` next to that
-    checkpoint (keyed by the settings it depends on; git ignores it under ``results/``, where it is
-    only a cache); a run from scratch validates its own start.
+    checkpoint (keyed by the data's sha256 and the settings it depends on, ``store.START_VAL_KEYS``;
+    git ignores it under ``results/``, where it is only a cache); a run from scratch validates its own start.
     """
     cfg = run.cfg
     if not cfg.init:
         return run.validate()
-    keys = ("ways", "shots", "queries", "n_val_tasks", "test_seed", "test_inner_steps", "inner_lr", "inner",
-            "dataset", "max_support", "max_query")
-    key = json.dumps({"data": run.setup.data.sha256, **{k: getattr(cfg, k) for k in keys}}, sort_keys=True)
-    cache = Path(cfg.init) / "start_val.json"
+    key = json.dumps({"data": run.setup.data.sha256, **{k: getattr(cfg, k) for k in START_VAL_KEYS}}, sort_keys=True)
+    cache = Path(cfg.init) / START_VAL
     if key not in _START_VAL:
         saved = json.loads(cache.read_text()) if cache.is_file() else {}
         if key not in saved:
@@ -79,8 +86,9 @@ class Run:
         self.wall = 0.0
         self.start_val = None
         self.summary = None
+        self.after_checkpoint = []     # hooks hook(run), called after every checkpoint written (study.cluster ships it)
         if self.out is not None:
-            if resume and (self.out / "checkpoint.pt").is_file():
+            if resume and (self.out / CHECKPOINT).is_file():
                 self._resume()
             elif overwrite and self.out.exists():
                 shutil.rmtree(self.out)
@@ -95,35 +103,37 @@ class Run:
         meta = check_version(self.out)
         if meta["data_sha256"] != self.setup.data.sha256:
             raise RunError(f"--data {self.setup.data.path}: sha256 {self.setup.data.sha256[:12]}... differs from "
-                           f"{meta['data_sha256'][:12]}... recorded in {self.out}/config.json; allowed: the same file")
+                           f"{meta['data_sha256'][:12]}... recorded in {self.out}/{CONFIG}; allowed: the same file")
         saved = Config.from_saved(meta["config"]).to_dict()   # fields added since take their defaults
         if saved != self.cfg.to_dict():
             diff = sorted(k for k in saved if saved[k] != self.cfg.to_dict().get(k))
             raise RunError(f"--resume {self.out}: options {diff} differ from the saved config; allowed: the same options")
-        ck = load_torch(self.out / "checkpoint.pt")
+        ck = upgrade_checkpoint(load_torch(self.out / CHECKPOINT))
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["opt"])
         self.method.load_state_dict(ck["method"])
         self.step, self.history, self.pools = int(ck["step"]), list(ck["history"]), list(ck["pools"])
         self.best_val, self.best_step, self.best_state = float(ck["best_val"]), int(ck["best_step"]), ck["best"]
         self.wall = float(ck["wall"])
-        self.start_val = ck.get("start_val")
+        self.start_val = ck["start_val"]
 
     def checkpoint(self) -> None:
         if self.out is None:
             return
-        if not (self.out / "config.json").is_file():
-            write_json(self.out / "config.json", self.meta())
-        save_torch(self.out / "checkpoint.pt", {
+        if not (self.out / CONFIG).is_file():
+            write_json(self.out / CONFIG, self.meta())
+        save_torch(self.out / CHECKPOINT, {
             "model": self.model.state_dict(), "opt": self.opt.state_dict(), "method": self.method.state_dict(),
             "step": self.step, "history": self.history, "pools": self.pools, "best_val": self.best_val,
             "best_step": self.best_step, "best": self.best_state, "wall": self.wall, "start_val": self.start_val})
         self.write_records()
+        for hook in self.after_checkpoint:
+            hook(self)
 
     def write_records(self) -> None:
-        write_rows(self.out / "history.csv", self.history)
+        write_rows(self.out / HISTORY, self.history)
         if self.pools:
-            write_rows(self.out / "pool.csv.gz", [r for p in self.pools for r in rows_of(p)])
+            write_rows(self.out / POOLS, [r for p in self.pools for r in rows_of(p)])
 
     def history_frame(self):
         """The history as a pandas DataFrame (pandas: the study and display extras; the core itself
@@ -144,7 +154,7 @@ class Run:
         cfg = self.cfg
         if self.out is not None and self.step == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_json(self.out / "config.json", self.meta())
+            write_json(self.out / CONFIG, self.meta())
         if self.step == 0 and cfg.validate_start and self.start_val is None:
             self.start_val = start_validation(self)
             self.best_val, self.best_step, self.best_state = self.start_val, 0, copy_params(self.model)
@@ -191,10 +201,10 @@ class Run:
         }
         self.summary.update(self.diagnostics())
         if self.out is not None:
-            save_torch(self.out / "best.pt", {"model": self.best_state, "step": self.best_step})
+            save_torch(self.out / BEST, {"model": self.best_state, "step": self.best_step})
             for name, columns in score_files.items():
                 write_rows(self.out / name, rows_of(columns))
-            write_json(self.out / "summary.json", self.summary)
+            write_json(self.out / SUMMARY, self.summary)
         return self.summary
 
     def diagnostics(self) -> dict:

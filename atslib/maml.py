@@ -15,14 +15,13 @@ tasks have integer labels (cross-entropy, accuracy); regression tasks float labe
 = -MSE). ``focal_gamma > 0`` swaps the query cross-entropy for the focal loss (Lin et al. 2017).
 Padded tasks (``TaskBatch.m_s``/``m_q``, molecules) use masked means: padded rows add nothing to
 any loss, gradient or score, so a padded task gives the numbers of the same task unpadded.
-``evaluate`` is batchable: in a population (``atslib.lockstep``) its calls are batched across runs.
+A population (``atslib.population``) batches ``evaluate``'s calls across runs by substituting its own
+version while it trains; nothing here knows of it.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from .lockstep import batchable
 
 
 def is_regression(y: torch.Tensor) -> bool:
@@ -159,7 +158,6 @@ def task_losses(model, p, tasks, steps, lr, inner="anil", first_order=False, bat
     return task_loss(out, tasks.y_q, focal_gamma, tasks.m_q), task_score(out.detach(), tasks.y_q, tasks.m_q)
 
 
-@batchable("evaluate")
 def evaluate(model, p, task_chunks, steps, lr, inner="anil", chunk: int = 50):
     """Per-task (loss, score) with no graph to ``p``; ``task_chunks`` is a TaskBatch or a list of them."""
     if not isinstance(task_chunks, (list, tuple)):

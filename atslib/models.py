@@ -9,7 +9,9 @@ fingerprints: 1024 -> 500 -> 500 -> 1 in the paper).
 
 Every model exposes ``features(p, x)``, ``head(p, f)`` and ``head_keys`` (the names of the
 parameters ANIL adapts). ``p`` is a ``{name: tensor}`` dict such as ``dict(model.named_parameters())``
-or a look-ahead copy of it.
+or a look-ahead copy of it. ``feature_hooks``: callables ``hook(f)`` told of every batch of features
+``features`` returns (empty unless someone listens: ``display.live.LiveRun`` counts the examples of
+an evaluation); they change no number.
 """
 from __future__ import annotations
 
@@ -30,6 +32,13 @@ def max_pool2_nograd(x: torch.Tensor) -> torch.Tensor:
     return torch.maximum(x[..., 0::2], x[..., 1::2])
 
 
+def _told(model, f: torch.Tensor) -> torch.Tensor:
+    """``f``, after telling the model's ``feature_hooks`` of it."""
+    for hook in model.feature_hooks:
+        hook(f)
+    return f
+
+
 class ConvNet(nn.Module):
     """conv-4 + linear head. ``in_shape`` = (C, H, W) of the inputs."""
 
@@ -38,6 +47,7 @@ class ConvNet(nn.Module):
     def __init__(self, in_shape: tuple[int, int, int], out_dim: int, width: int = 32, pools: int = 4,
                  groups: int = 8):
         super().__init__()
+        self.feature_hooks = []
         c, h, w = in_shape
         self.pools, self.groups = pools, min(groups, width)
         for i in range(4):
@@ -62,7 +72,7 @@ class ConvNet(nn.Module):
             x = F.relu(x)
             if i < self.pools:
                 x = F.max_pool2d(x, 2) if x.requires_grad else max_pool2_nograd(x)
-        return x.flatten(1)
+        return _told(self, x.flatten(1))
 
     def head(self, p: dict, f: torch.Tensor) -> torch.Tensor:
         return F.linear(f, p["head.weight"], p["head.bias"])
@@ -79,6 +89,7 @@ class MLP(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, ...] = (500, 500)):
         super().__init__()
+        self.feature_hooks = []
         dims = (in_dim, *hidden)
         for i in range(len(hidden)):
             self.add_module(f"fc{i}", nn.Linear(dims[i], dims[i + 1]))
@@ -89,7 +100,7 @@ class MLP(nn.Module):
     def features(self, p: dict, x: torch.Tensor) -> torch.Tensor:
         for i in range(self.n_hidden):
             x = F.relu(F.linear(x, p[f"fc{i}.weight"], p[f"fc{i}.bias"]))
-        return x
+        return _told(self, x)
 
     def head(self, p: dict, f: torch.Tensor) -> torch.Tensor:
         return F.linear(f, p["head.weight"], p["head.bias"])

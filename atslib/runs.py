@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import Config
 from .datasets import build_setup
-from .store import check_version, load_torch, read_columns
+from .store import BEST, HISTORY, POOLS, SUMMARY, TEST_SCORES, check_version, load_torch, read_columns
 
 
 def load_run(run_dir: str | Path, with_model: bool = True) -> dict:
@@ -25,13 +25,13 @@ def load_run(run_dir: str | Path, with_model: bool = True) -> dict:
     run_dir = Path(run_dir)
     meta = check_version(run_dir)
     out = {"config": Config.from_saved(meta["config"]), "meta": meta, "dir": run_dir}
-    for key, name in (("history", "history.csv"), ("test_scores", "test_scores.csv"), ("pools", "pool.csv.gz")):
+    for key, name in (("history", HISTORY), ("test_scores", TEST_SCORES), ("pools", POOLS)):
         f = run_dir / name
         out[key] = read_csv(f) if f.is_file() else None
-    f = run_dir / "summary.json"
+    f = run_dir / SUMMARY
     out["summary"] = json.loads(f.read_text()) if f.is_file() else None
-    if with_model and (run_dir / "best.pt").is_file():
+    if with_model and (run_dir / BEST).is_file():
         setup = build_setup(out["config"].replace(device="cpu"), check_data=False)
-        setup.model.load_state_dict(load_torch(run_dir / "best.pt")["model"])
+        setup.model.load_state_dict(load_torch(run_dir / BEST)["model"])
         out["model"] = setup.model
     return out

@@ -14,7 +14,7 @@ import torch
 
 from . import maml
 from .config import Config, ConfigError
-from .store import check_version, load_torch
+from .store import BEST, check_version, load_torch
 from .tasks import fixed_tasks
 
 
@@ -67,7 +67,7 @@ def evaluate_params(setup: Setup, tasks, steps: int | None = None):
 def init_from(setup: Setup, run_dir) -> None:
     """Start theta from another run's best checkpoint (``--init``)."""
     check_version(Path(run_dir))
-    setup.model.load_state_dict(load_torch(Path(run_dir) / "best.pt")["model"])
+    setup.model.load_state_dict(load_torch(Path(run_dir) / BEST)["model"])
 
 
 def copy_params(model) -> dict:

@@ -10,9 +10,10 @@ potentials; PAML: its memory). ``meta_step``
    reading top to bottom, through the shared plain functions of this module;
 3. records what the step did (``Outcome``) against the pool's truth, which no method sees.
 
-The model maths (``factors_of``'s pool factors, ``task_grad``, ``update``, evaluation) are
-``lockstep.batchable``: a population of runs trains with this very code, their calls batched
-across runs (``atslib.population``).
+Everything here is plain PyTorch. A population of runs (``atslib.population``) trains with this
+very code: while it trains, it substitutes batched versions for the model maths (``task_grad``,
+``update``, ``features.pool_factors``, ``maml.evaluate``) and a step counter around ``meta_step``
+(``atslib.population.lockstep``); nothing here knows of it.
 
 A NaN or inf in a factor, a reward or a meta-loss raises ``guards.NonFiniteError`` before the
 parameters it would corrupt move; ``Config.on_nonfinite`` then stops the run or skips the step.
@@ -28,7 +29,6 @@ from . import maml
 from .cheap import cheap_factors
 from .features import Factors, pool_factors
 from .guards import NonFiniteError, check_factors, check_finite
-from .lockstep import batchable, tick
 from .metrics import auc
 from .registry import SPECS
 from .setup import Setup
@@ -140,7 +140,6 @@ def lookahead(model, grads: list[torch.Tensor], lr: float) -> dict:
     return {k: v.detach() - lr * g for (k, v), g in zip(params(model).items(), grads)}
 
 
-@batchable("task_grad")
 def task_grad(model, p: dict, task: TaskBatch, cfg) -> tuple:
     """(meta-gradient of one task's query loss after adaptation w.r.t. ``p``, the loss, its accuracy)."""
     loss, score = maml.task_losses(model, p, task, cfg.inner_steps, cfg.inner_lr, cfg.inner, cfg.first_order)
@@ -171,7 +170,6 @@ class TaskGrads:
         return [torch.stack(gs).mean(0) for gs in zip(*(g for g, _, _ in self.get(indices)))]
 
 
-@batchable("update")
 def update(state: State, x: StepInputs, tasks: TaskBatch, weights: torch.Tensor | None = None,
            weight_fn=None, focal_gamma: float = 0.0):
     """theta's real update: one Adam step on the (weighted, by default equally) mean query loss of
@@ -213,7 +211,6 @@ def step_inputs(setup: Setup, step: int) -> tuple[StepInputs, TaskBatch]:
 def meta_step(setup: Setup, state: State, step: int) -> tuple[dict, dict | None]:
     """One meta-iteration; returns (history record, pool record or None)."""
     t0 = time.perf_counter()
-    tick()                                    # in a population: this run starts a step
     x, truth = step_inputs(setup, step)
     try:
         out = state.method.step(state, x)

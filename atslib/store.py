@@ -11,6 +11,11 @@ In the records, ``noisy`` (and ``noisy_mass``, ``clean_share``, ``pool_noisy``, 
 3 shifted) tells them apart.
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
 Checkpoints are read with ``torch.load(weights_only=True)``. ``runs.load_run`` reads a whole run.
+
+The constants below (``CONFIG``, ``HISTORY``, ...) are the one place that names these files; the
+rest of the package (core and wings) uses them. ``START_VAL_KEYS`` / ``START_TEST_KEYS`` name the
+settings on which a starting model's validation / test depend. Code that exists only to read runs
+that older atslib versions wrote is gathered at the end of this module ("legacy").
 """
 from __future__ import annotations
 
@@ -27,6 +32,32 @@ import numpy as np
 import torch
 
 FORMAT_VERSION = 1
+
+# -- the files of a run directory ------------------------------------------------------------------
+CONFIG = "config.json"                    # the config, data path and sha256, versions, format version
+HISTORY = "history.csv"                   # one row of scalars per step
+POOLS = "pool.csv.gz"                     # every pool_log_every-th pool: probability, factors, drawn, noisy, kind
+SUMMARY = "summary.json"                  # the finished run's summary; written last: a run with one is done
+TEST_SCORES = "test_scores.csv"           # one row per meta-test task
+TEST_SCORES_HARD = "test_scores_hard.csv"  # one row per hard meta-test task (image runs with hard_ratio > 0)
+CHECKPOINT = "checkpoint.pt"              # everything needed to resume
+BEST = "best.pt"                          # the meta-parameters chosen on validation, and their step
+START_VAL = "start_val.json"              # in an --init run's directory: its start's validation scores (a cache)
+FAILED = "FAILED"                         # written by a sweep: the error of the run's last attempt, until one succeeds
+REUSED_FROM = "REUSED_FROM"               # written by a sweep: the finished run of another grid whose records it copied
+
+RECORD_FILES = (CONFIG, HISTORY, TEST_SCORES, POOLS, BEST, SUMMARY)   # a finished run's records, SUMMARY last
+CHECKPOINT_FILES = (CONFIG, CHECKPOINT, HISTORY, POOLS)                # what a run resumes from
+INIT_FILES = (CONFIG, BEST)                                            # what --init reads of its start
+
+# -- the settings a starting model's scores depend on ---------------------------------------------
+# The validation of a starting model (step 0, ``loop.start_validation``) depends on these settings
+# and the data's sha256: runs that agree on them share it (the key of START_VAL).
+START_VAL_KEYS = ("ways", "shots", "queries", "n_val_tasks", "test_seed", "test_inner_steps", "inner_lr", "inner",
+                  "dataset", "max_support", "max_query")
+# Its test depends on these and the number of meta-test tasks (``study.reproduction.with_start_candidate``,
+# which reuses an --init run's validation *and* test).
+START_TEST_KEYS = START_VAL_KEYS + ("n_test_tasks",)
 
 
 class RunError(ValueError):
@@ -135,11 +166,45 @@ def load_torch(path, map_location="cpu"):
 
 
 def check_version(run_dir: Path) -> dict:
-    path = Path(run_dir) / "config.json"
+    path = Path(run_dir) / CONFIG
     if not path.is_file():
-        raise RunError(f"{run_dir}: not a run directory (no config.json)")
+        raise RunError(f"{run_dir}: not a run directory (no {CONFIG})")
     meta = json.loads(path.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise RunError(f"{run_dir}: run format {meta.get('format_version')!r}, this atslib reads format "
                        f"{FORMAT_VERSION}; re-run it with this version")
     return meta
+
+
+# -- legacy: reading runs that older atslib versions wrote ------------------------------------------
+# Every run directory in results/ is format 1, but runs written before 2026-11-30 (a3a0d33, the
+# numeric safeguards and the starting model as a checkpoint candidate) and before ``pools`` was
+# renamed ``max_pools`` lack fields and keys that this version writes. Only ``Config.from_saved``
+# and ``loop.Run``'s resume read through these; nothing writes them. Kept where they are, as they
+# belong to their readers: ``scheduler.TaskScheduler.load_state_dict`` (a state without "bound",
+# public API beyond run directories) and ``study.reproduction`` (``with_start_candidate``, the
+# exact after-the-fact correction of runs that predate ``validate_start``; a ``summary.csv`` without
+# ``start_val``).
+
+# Values that runs saved before an option existed actually ran with (see ``Config.from_saved``).
+LEGACY = {"lookahead_max_norm": 0.0, "adv_clip": 0.0, "adv_reject": 0.0, "reweight_update": "all",
+          "validate_start": False}
+
+# Fields renamed since runs were saved: old name -> new name (read by ``Config.from_saved``).
+RENAMED = {"pools": "max_pools"}
+
+
+def upgrade_config(d: dict) -> dict:
+    """A saved config dict (``config.json``'s "config") with the fields of this version: renamed
+    fields under their new names, an option the run predates at the value it then had (``LEGACY``);
+    any other missing field takes its default in ``Config``."""
+    d = {RENAMED.get(k, k): v for k, v in d.items()}
+    return {**{k: v for k, v in LEGACY.items() if k not in d}, **d}
+
+
+def upgrade_checkpoint(ck: dict) -> dict:
+    """A ``checkpoint.pt`` as this version writes it: checkpoints written before the starting model
+    was validated (2026-11-30) have no ``start_val`` (None: the start was no candidate). (An ATS
+    method state without the advantage bound is read by ``scheduler.TaskScheduler`` itself: that
+    state dict is public API beyond run directories.)"""
+    return {"start_val": None, **ck}

@@ -1,9 +1,7 @@
 """The package's layout as ARCHITECTURE.md states it: the core (the modules directly in ``atslib/``)
 and its wings (the subpackages ``ingest``, ``population``, ``study``, ``display``). Every module is
 placed in a layer; a module imports only from its own layer or a lower one; the core never imports
-a wing; there is no import cycle and no import of the package hidden inside a function (but in
-``__main__``, the command line, where each command imports the wing it needs: ``train`` and ``eval``
-run on the core's dependencies alone)."""
+a wing; there is no import cycle and no import of the package hidden inside a function."""
 import ast
 import re
 
@@ -121,6 +119,25 @@ def test_the_core_needs_only_torch_and_numpy():
         found = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
         found |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
         assert found - allowed - {"__future__"} == set(), f"the core module {name} imports {sorted(found - allowed)}"
+
+
+CONCURRENCY = {"threading", "contextvars", "concurrent", "multiprocessing", "queue", "asyncio", "_thread"}
+
+
+def test_the_core_carries_no_concurrency_machinery():
+    """The population engine is a wing (``population.lockstep``): no core module imports a
+    threading or context module, or carries a population mark on its functions."""
+    for name, p in modules().items():
+        if not is_core(name) or name in ENTRY - {"__init__"}:
+            continue
+        tree = ast.parse(p.read_text())
+        found = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        found |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0
+                  and n.module}
+        assert not found & CONCURRENCY, f"the core module {name} imports {sorted(found & CONCURRENCY)}"
+        marks = [d for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 for d in f.decorator_list if "batchable" in ast.unparse(d) or "lockstep" in ast.unparse(d)]
+        assert not marks, f"the core module {name} marks functions with {[ast.unparse(d) for d in marks]}"
 
 
 BLOCKED = ("pandas", "scipy", "matplotlib", "seaborn", "tqdm", "yaml", "tabulate", "PIL", "ipywidgets", "ray")

@@ -4,9 +4,12 @@ The equivalence runs in float64 (the default dtype set for the test), where the 
 rounding is far below 1e-5 and no accuracy flips on a tie; drawn indices must be identical.
 """
 import json
+import re
 import subprocess
 import sys
 import threading
+import time
+import warnings
 
 import pandas as pd
 import pytest
@@ -46,7 +49,7 @@ BATCHED = {"uniform": {"update", "evaluate"}, "spl": {"update", "evaluate"}, "gc
 
 
 def population_vs_singles(cfgs):
-    from atslib.lockstep import Lockstep
+    from atslib.population.lockstep import Lockstep
     from atslib.loop import meta_train
     from atslib.population import train_population
     lock = Lockstep()
@@ -115,7 +118,7 @@ def test_runs_of_different_shapes_cannot_share_a_population():
 
 def test_a_failing_run_stops_alone(request):
     """Lockstep: a job that raises ends alone; the others' batched calls go on and get their own results."""
-    from atslib.lockstep import BATCHED, Lockstep, batchable, register
+    from atslib.population.lockstep import BATCHED, Lockstep, batchable, register
 
     @batchable("test-square")
     def square(x):
@@ -208,20 +211,27 @@ def test_a_failing_batched_path_falls_back_and_an_abort_stops_every_run(request)
     """A batched implementation that raises (or returns too few results) is replaced by the plain
     calls; a key that raises sends its call alone; an exception in the main thread (Ctrl-C) stops
     every run's thread instead of leaving it waiting."""
-    from atslib.lockstep import BATCHED, Lockstep, PopulationAborted, batchable, register
+    from atslib.population.lockstep import BATCHED, Lockstep, PopulationAborted, batchable, register
 
     @batchable("test-cube")
     def cube(x):
         return x ** 3
 
     request.addfinalizer(lambda: BATCHED.pop("test-cube", None))
-    for key, run in ((lambda req: "k", lambda reqs: 1 / 0), (lambda req: "k", lambda reqs: [0]),
-                     (lambda req: 1 / 0, lambda reqs: [0] * len(reqs))):
+    for key, run, why in ((lambda req: "k", lambda reqs: 1 / 0, "batched path of 'test-cube' failed \\(ZeroDivisionError"),
+                          (lambda req: "k", lambda reqs: [0], "batched path of 'test-cube' failed \\(RuntimeError: 1 results for 3 calls"),
+                          (lambda req: 1 / 0, lambda reqs: [0] * len(reqs), "batching key of 'test-cube' failed \\(ZeroDivisionError")):
         register("test-cube", key, run)
         lock = Lockstep()
-        results = lock.run([lambda i=i: [cube(i + t) for t in range(3)] for i in range(3)])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = lock.run([lambda i=i: [cube(i + t) for t in range(3)] for i in range(3)])
         assert [v for _, v in results] == [[(i + t) ** 3 for t in range(3)] for i in range(3)]
         assert sum(lock.direct.values()) == 9 and not lock.batched
+        # the fallback is logged, once per kind although it happened at every call
+        assert [w.category for w in caught] == [RuntimeWarning], [str(w.message) for w in caught]
+        assert re.search(f"{why}.*one run at a time", str(caught[0].message)), str(caught[0].message)
+        assert lock.fallbacks["test-cube"] >= 3
 
     lock = Lockstep()
     lock.execute = lambda batch: (_ for _ in ()).throw(KeyboardInterrupt())     # Ctrl-C while serving
@@ -277,3 +287,135 @@ def test_a_run_that_diverges_stops_alone_and_the_others_are_unchanged(tmp_path):
     assert members[0].run.summary["test_mean"] == pytest.approx(alone.summary["test_mean"], rel=1e-5)
     assert list(members[0].run.history_frame()["train_loss"]) == pytest.approx(
         list(alone.history_frame()["train_loss"]), rel=1e-5)
+
+
+def test_a_stalled_run_or_a_stalled_batch_raises_a_timeout_naming_it(request):
+    """Every wait is bounded: the main thread waiting for a run that never reaches its next call
+    stops the population with an error naming that run; a run whose call the main thread does not
+    serve in time fails with an error naming what the main thread is serving."""
+    from atslib.population.lockstep import BATCHED, Lockstep, PopulationAborted, PopulationTimeout, batchable, register
+
+    @batchable("test-slow")
+    def slow(x):
+        return x
+
+    release = threading.Event()
+    request.addfinalizer(release.set)
+    request.addfinalizer(lambda: BATCHED.pop("test-slow", None))
+    register("test-slow", lambda req: "k", lambda reqs: (release.wait(2.0), [r.args[0] for r in reqs])[1])
+    errors = []
+
+    def job(i):
+        try:
+            if i == 1:
+                release.wait(5.0)            # stuck outside the lockstep
+            return slow(i)
+        except PopulationAborted as e:
+            errors.append(e)
+            raise
+
+    t0 = time.perf_counter()
+    with pytest.raises(PopulationTimeout, match=r"waited 0.5 s for the runs.*runs \[1\] have not reached.*run 0: test-slow"):
+        Lockstep(timeout=0.5).run([lambda i=i: job(i) for i in range(2)])
+    assert len(errors) == 1 and time.perf_counter() - t0 < 3
+    release.set()
+
+    release.clear()                           # now the batched call itself hangs (2 s) past the runs' bound (1 s)
+    results = Lockstep(timeout=0.5).run([lambda i=i: slow(i) for i in range(2)])
+    assert [ok for ok, _ in results] == [False, False]
+    for i, (_, e) in enumerate(results):
+        assert isinstance(e, PopulationTimeout)
+        assert re.search(rf"run {i}: its test-slow call was not served within 1 s \(the main thread is serving "
+                         r"test-slow for runs \[0, 1\]\)", str(e)), str(e)
+
+
+def test_the_callers_grad_inference_and_autocast_modes_reach_the_batched_path(request):
+    """torch's modes are thread-local: the main thread serves a batch under its callers' modes,
+    and calls made under different modes are not batched together."""
+    from atslib.population.lockstep import BATCHED, Lockstep, batchable, register
+
+    def modes():
+        return (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.is_autocast_enabled("cpu")
+                and torch.get_autocast_dtype("cpu"))
+
+    @batchable("test-modes")
+    def probe(x):
+        return modes()
+
+    request.addfinalizer(lambda: BATCHED.pop("test-modes", None))
+    register("test-modes", lambda req: "k", lambda reqs: [("batched", modes()) for _ in reqs])
+
+    def job(i):
+        out = [probe(i)]
+        with torch.inference_mode():
+            out.append(probe(i))
+        with torch.no_grad():
+            out.append(probe(i))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out.append(probe(i))
+        if i == 0:                             # different modes in one round: each run alone, in its own thread
+            with torch.inference_mode():
+                out.append(probe(i))
+        else:
+            out.append(probe(i))
+        return out
+
+    lock = Lockstep()
+    results = lock.run([lambda i=i: job(i) for i in range(2)])
+    want = [("batched", (True, False, False)), ("batched", (False, True, False)), ("batched", (False, False, False)),
+            ("batched", (True, False, torch.bfloat16))]
+    assert results[0] == (True, want + [(False, True, False)])
+    assert results[1] == (True, want + [(True, False, False)])
+    assert lock.batched["test-modes"] == 8 and lock.direct["test-modes"] == 2
+
+
+def test_each_optimizer_steps_in_its_own_runs_thread():
+    """Batched or not, theta's Adam of each run steps only in that run's thread, never in the
+    main thread that serves the batches."""
+    from atslib.population import train_population
+    from atslib.population.lockstep import Lockstep
+    steps = {}
+
+    def prepare(i, run):
+        run.opt.register_step_pre_hook(lambda opt, args, kw, i=i: steps.setdefault(i, set()).add(threading.get_ident()))
+        return ()
+
+    for method in ("uniform", "ats"):
+        steps.clear()
+        lock = Lockstep()
+        members = train_population([tiny_config(method=method, seed=s, steps=3, eval_every=3) for s in range(2)],
+                                   lockstep=lock, prepare=prepare)
+        assert all(m.ok for m in members)
+        assert sorted(steps) == [0, 1] and all(len(t) == 1 for t in steps.values()), steps
+        assert threading.get_ident() not in set().union(*steps.values()) and steps[0] != steps[1]
+        assert lock.batched["update" if method == "uniform" else "task_grad"] > 0
+
+
+def test_the_substitution_reaches_every_binding_in_atslib_and_is_undone():
+    """The core stays plain: only while a population runs are its model maths (and meta_step)
+    replaced, wherever an atslib module binds them; afterwards every binding is the plain function."""
+    import atslib.ats
+    import atslib.baselines
+    import atslib.loop
+    from atslib import features, maml, step
+    from atslib.population.lockstep import SEAMS, TICK, Lockstep
+    plain = {id(getattr(m, n)): getattr(m, n) for m, n in [*SEAMS.values(), TICK]}
+
+    def bindings():
+        out = []
+        for name, mod in list(sys.modules.items()):
+            if mod is not None and name.startswith("atslib") and not name.startswith("atslib.population"):
+                out += [(name, k, v) for k, v in vars(mod).items() if getattr(v, "plain", None) is not None
+                        or plain.get(id(v)) is v]
+        return out
+
+    before = bindings()
+    assert before and all(plain.get(id(v)) is v for _, _, v in before)
+    inside = Lockstep().run([lambda: bindings()])[0][1]
+    assert {(n, k) for n, k, _ in inside} == {(n, k) for n, k, _ in before}
+    assert all(getattr(v, "plain", None) is not None and plain.get(id(v.plain)) is v.plain for _, _, v in inside)
+    for mod, name in (("atslib.baselines", "update"), ("atslib.ats", "update"), ("atslib.loop", "meta_step"),
+                      ("atslib.step", "pool_factors"), ("atslib.step", "task_grad"), ("atslib.maml", "evaluate")):
+        assert (mod, name) in {(n, k) for n, k, _ in inside}
+    assert bindings() == before and step.update is plain[id(step.update)]
+    assert maml.evaluate.__module__ == "atslib.maml" and not hasattr(features.pool_factors, "plain")

@@ -18,6 +18,7 @@ from ..config import Config
 from .live import LiveRun, phase_bars
 from ..paths import RESULTS_DIR
 from .progress import progress_callback
+from ..store import BEST, CHECKPOINT, SUMMARY
 
 DEMO_DIR = RESULTS_DIR / "demo"
 ABLATIONS = ("uniform", "ats", "ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight")
@@ -41,7 +42,7 @@ def train_demo(names=None, steps: int = STEPS, root: Path = DEMO_DIR, keep_check
         if names and name not in names:
             continue
         out = Path(root) / name
-        if (out / "summary.json").is_file():
+        if (out / SUMMARY).is_file():
             print(f"{name}: done, skipped")
             continue
         out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,7 @@ def train_demo(names=None, steps: int = STEPS, root: Path = DEMO_DIR, keep_check
         finally:
             (out / ".running").unlink(missing_ok=True)
         if not keep_checkpoints:
-            for f in ("checkpoint.pt", "best.pt"):
+            for f in (CHECKPOINT, BEST):
                 (out / f).unlink(missing_ok=True)
         s = run.summary
         print(f"{name}: test {s['test_mean']:.4f} ± {s['test_ci95']:.4f}, auc {s.get('noise_auc')}, "

@@ -22,15 +22,13 @@ class LiveRun(Run):
         self.phase, self._done, self._total = None, 0.0, None
         # examples per task through the backbone (support + query); None where tasks differ in size
         self._per_task = None if cfg.dataset == "molecules" else cfg.ways * (cfg.shots + cfg.queries)
-        features = self.model.features
+        self.model.feature_hooks.append(self._count)    # this run's model only
 
-        def counted(p, x):   # the same function, observed: counts the examples of an evaluation
-            f = features(p, x)
-            if self.phase is not None:
-                self._done += x.shape[0] / self._per_task if self._per_task else 1
-                self._report()
-            return f
-        self.model.features = counted   # an instance attribute: this run's model only
+    def _count(self, f) -> None:
+        """Told of every batch through the backbone: counts the examples of an evaluation."""
+        if self.phase is not None:
+            self._done += f.shape[0] / self._per_task if self._per_task else 1
+            self._report()
 
     def _report(self) -> None:
         if self.on_phase is not None:

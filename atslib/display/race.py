@@ -33,6 +33,7 @@ from ..config import Config
 from .live import LiveRun
 from ..paths import RESULTS_DIR
 from ..runs import load_run
+from ..store import BEST, CHECKPOINT, SUMMARY
 
 METHODS = ("uniform", "spl", "rank-sim-loss", "ats")
 INIT = RESULTS_DIR / "pretrain" / "1shot" / "uniform-s0"
@@ -155,7 +156,7 @@ def load_race(path: str | Path) -> dict:
     snap = {"methods": {}, "wall": 0.0}
     for m in METHODS:
         d = path / m
-        if not (d / "summary.json").is_file():
+        if not (d / SUMMARY).is_file():
             continue
         r = load_run(d, with_model=False)
         pools = r["pools"]
@@ -247,7 +248,7 @@ def main(argv=None):
         print(f"{race.wall:5.0f} s  {status_line(race.snapshot())}", flush=True)
     race.wait()
     for m in METHODS:   # checkpoints are not committed (and best.pt only for the pretrain grid)
-        for f in ("checkpoint.pt", "best.pt"):
+        for f in (CHECKPOINT, BEST):
             (Path(args.out) / m / f).unlink(missing_ok=True)
     print(f"race wall time {race.wall:.1f} s; {status_line(race.snapshot())}")
     if race.errors:

@@ -10,10 +10,12 @@ A population (``atslib.population``) stacks the R runs' parameters on a leading 
   gradient of the sum of the runs' losses is each run's own.
 
 Registered here (``lockstep.register``): ``evaluate`` (no graph), ``pool_factors`` (both ATS
-factors), ``task_grad`` (one task's meta-gradient per run) and ``update`` (theta's Adam step, each
-run through its own optimizer; a run whose loss is not finite gets its own ``NonFiniteError`` and
-does not move). Calls batch together when their shapes and inner-loop settings agree; the MAML
-inner loop is not batched here (it runs run by run, with the same numbers).
+factors), ``task_grad`` (one task's meta-gradient per run) and ``update`` (theta's Adam step: the
+main thread computes each run's gradient, and each run steps its own optimizer in its own thread,
+``_update_finish``; a run whose loss is not finite gets its own ``NonFiniteError`` and does not
+move). These functions only compute: none changes a run's state. Calls batch together when
+their shapes and inner-loop settings agree; the MAML inner loop is not batched here (it runs run
+by run, with the same numbers).
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ from torch.func import vmap
 from .. import maml
 from ..features import Factors, similarities
 from ..guards import NonFiniteError, check_finite
-from ..lockstep import register
 from ..models import ConvNet
+from .lockstep import register
 from ..tasks import TaskBatch
 
 HEAD = ("head.weight", "head.bias")
@@ -247,22 +249,25 @@ def _update(reqs):
         ok.append(r)
     if ok:
         g = torch.autograd.grad(total, list(P.values()))
-        for r in ok:                     # from here on, errors are the run's own (its Adam may have moved)
-            try:
-                opt = a[r]["state"].opt
-                opt.zero_grad(set_to_none=True)
-                for prm, gk in zip(models[r].parameters(), g):
-                    prm.grad = gk[r].clone()
-                opt.step()
-                results[r] = (losses[r], scores[r])
-            except Exception as e:       # noqa: BLE001
-                results[r] = e
+        for r in ok:
+            results[r] = (losses[r], scores[r], tuple(gk[r].clone() for gk in g))
     return results
+
+
+def _update_finish(req, result):
+    """In the run's own thread: its Adam steps on its gradient (as ``step.update`` would)."""
+    losses, scores, grads = result
+    state = req.arguments["state"]
+    state.opt.zero_grad(set_to_none=True)
+    for prm, g in zip(state.model.parameters(), grads):
+        prm.grad = g
+    state.opt.step()
+    return losses, scores
 
 
 register("evaluate", _evaluate_key, _evaluate)
 register("pool_factors", _factors_key, _pool_factors)
 register("task_grad", _task_grad_key, _task_grad)
-register("update", _update_key, _update)
+register("update", _update_key, _update, _update_finish)
 
 __all__ = ["stacked", "run_features", "head_copies", "outputs"]

@@ -2,11 +2,28 @@
 
 ``train_population(cfgs, outs)`` builds one ordinary ``loop.Run`` per config - runs that differ in
 seed and numeric settings (noise ratio, learning rates, temperatures, ...), with the same method
-and the same shapes - and trains them all at once (``atslib.lockstep``): each run keeps its own
+and the same shapes - and trains them all at once (``lockstep.Lockstep``): each run keeps its own
 task stream, method state, optimizer, validation, checkpoint choice and NaN handling, writes its
-own run directory and resumes from it, while the batchable calls of all runs go through one
-program over a leading run axis (``atslib.population.batched``). A run that fails stops alone; the others
-go on.
+own run directory and resumes from it, while the model-maths calls of all runs go through one
+program over a leading run axis (``batched``). A run that fails stops alone; the others go on.
+
+Why the seam is a substitution, made here. The core (``maml``, ``features``, ``step``, ``loop``)
+is plain PyTorch and carries nothing of populations: no decorator, no ``ops`` table its calls are
+looked up through (an indirection in every call a reader of the core would have to follow), no
+"current executor" (a thread-local or ``contextvars`` variable in the core would be the same
+concurrency machinery under another name). Instead, for the time of a population only,
+``lockstep.substituted`` replaces the four model-maths functions of ``lockstep.SEAMS``
+(``maml.evaluate``, ``features.pool_factors``, ``step.task_grad``, ``step.update``) and
+``step.meta_step`` (a step counter that keeps the runs in phase) by wrappers, wherever an
+``atslib`` module binds them, and puts the plain functions back after. The core reads top to
+bottom as a single run; the whole mechanism - threads, waits, batching - lives in this wing, and
+a single run never imports it. The price: a method module outside ``atslib`` that imported
+``update`` by name gets its plain calls (the same numbers, not batched); one that calls
+``step.update`` through the module is batched. ``tests/test_population.py`` checks that the
+substitution reaches every binding inside ``atslib`` and is undone, and ``tests/test_layers.py``
+that the core imports no threading machinery. How calls are served (one event per call, bounded
+waits, batched maths under the callers' torch modes, every change to a run's state in its own
+thread): ``lockstep``.
 
 ``group(configs)`` splits a list of configs into populations that can train together (the sweep's
 ``--executor population`` and ``train --seeds`` use it).
@@ -17,8 +34,8 @@ from dataclasses import dataclass
 
 from . import batched  # noqa: F401 - registers the batched implementations
 from ..config import Config, ConfigError
-from ..lockstep import Lockstep
 from ..loop import Run
+from .lockstep import Lockstep
 
 # what runs of one population may differ in: numbers that leave every tensor's shape alone
 VARYING = ("seed", "init", "noise_ratio", "flip_prob", "noise_scale", "outer_lr", "scheduler_lr", "lookahead_lr",

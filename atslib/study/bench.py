@@ -169,28 +169,22 @@ def reference_step(setup, state, step):
 
 
 # -- parts of one ATS iteration and the floor ------------------------------------------------
-PARTS = (("factors", "factors"), ("lookahead", "lookahead"), ("validation", "score"), ("update", "update_theta"))
-
-
 def ats_parts(setup, state, step) -> dict:
     """Seconds of one ATS step by part: the pool, the factors, the look-aheads, the validation passes,
-    theta's update and the scheduler (the rest), timing ATS's own pieces while its step runs."""
+    theta's update and the scheduler (the rest), timing ATS's own pieces while its step runs
+    (through its ``part_hook``)."""
     clock, ats, dev = defaultdict(float), state.method, setup.device
     (x, _), clock["pool"] = timed(dev, step_inputs, setup, step)
 
-    def timer(part, fn):
-        def wrapped(*a):
-            out, dt = timed(dev, fn, *a)
-            clock[part] += dt
-            return out
-        return wrapped
-    for part, name in PARTS:
-        setattr(ats, name, timer(part, getattr(ats, name)))
+    def timer(part, fn, *a):
+        out, dt = timed(dev, fn, *a)
+        clock[part] += dt
+        return out
+    ats.part_hook = timer
     try:
         _, total = timed(dev, ats.step, state, x)
     finally:
-        for _, name in PARTS:
-            delattr(ats, name)                                  # back to the class's own methods
+        ats.part_hook = None
     clock["scheduler"] = total - sum(clock[p] for p in ("factors", "lookahead", "validation", "update"))
     return dict(clock)
 

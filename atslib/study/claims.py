@@ -17,6 +17,7 @@ import pandas as pd
 from .grid import expand, load_grid, status
 from ..paths import FIGURES_DIR, REPORT
 from ..metrics import holm
+from ..store import REUSED_FROM, SUMMARY
 from .reproduction import (
     LEVEL,
     NON_ADAPTIVE,
@@ -340,8 +341,8 @@ def progress_table(experiments="experiments", results="results") -> pd.DataFrame
         failed = states.count("failed")
         secs = {"cpu": 0.0, "cuda": 0.0}
         for s in done:
-            if not (s.dir / "REUSED_FROM").is_file():
-                summ = json.loads((s.dir / "summary.json").read_text())
+            if not (s.dir / REUSED_FROM).is_file():
+                summ = json.loads((s.dir / SUMMARY).read_text())
                 kind = "cuda" if str(summ.get("device", "cpu")).startswith("cuda") else "cpu"
                 secs[kind] += summ.get("wall_seconds", 0.0)
         rows.append({"grid": g.stem, "runs": len(specs), "done": len(done), "failed": failed,

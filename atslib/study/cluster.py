@@ -32,16 +32,25 @@ import uuid
 from pathlib import Path
 
 from ..config import Config
-from .grid import RECORD_FILES, GridError, RunSpec
+from .grid import GridError, RunSpec
 from ..loop import Run
 from ..population import group, train_population
-from ..store import RunError, atomic_write, load_torch
+from ..store import (
+    BEST,
+    CHECKPOINT,
+    CHECKPOINT_FILES,
+    INIT_FILES,
+    RECORD_FILES,
+    SUMMARY,
+    RunError,
+    atomic_write,
+    load_torch,
+)
 
 # seconds: a cluster that does not answer by then is reported, not waited for (ATSLIB_RAY_CONNECT_TIMEOUT)
 CONNECT_TIMEOUT = float(os.environ.get("ATSLIB_RAY_CONNECT_TIMEOUT", 30))
 CALL_TIMEOUT = 60.0             # seconds: any single call to the board
 POLL = 1.0                      # seconds between progress updates
-CHECKPOINT_FILES = ("config.json", "checkpoint.pt", "history.csv", "pool.csv.gz")
 MARKER = ".ray-sweep"           # written by the driver under --out: a worker that reads it shares the file system
 
 
@@ -374,7 +383,7 @@ def _place(name: str, config: dict, target: Path, init_files: dict, ckpt: tuple 
     import ray
 
     init = config.get("init")
-    if init and not (Path(init) / "best.pt").is_file():
+    if init and not (Path(init) / BEST).is_file():
         _write_files(Path(init), init_files)
     try:
         latest = ray.get(board.latest.remote(name), timeout=CALL_TIMEOUT)
@@ -403,18 +412,15 @@ def _watch(name: str, run: Run, target: Path, shared: bool, board, node: str, so
             last[0] = now
             board.step.remote(name, r.step)
 
+    def ship(r):                       # every checkpoint written here is sent to the driver too
+        files = {f: (target / f).read_bytes() for f in CHECKPOINT_FILES if (target / f).is_file()}
+        try:
+            ray.get(board.checkpoint.remote(name, r.step, files), timeout=CALL_TIMEOUT)
+        except (ray.exceptions.RayError, TimeoutError):  # the next checkpoint goes instead
+            pass
+
     if not shared:
-        write = run.checkpoint
-
-        def checkpoint():              # every checkpoint written here is sent to the driver too
-            write()
-            files = {f: (target / f).read_bytes() for f in CHECKPOINT_FILES if (target / f).is_file()}
-            try:
-                ray.get(board.checkpoint.remote(name, run.step, files), timeout=CALL_TIMEOUT)
-            except (ray.exceptions.RayError, TimeoutError):  # the next checkpoint goes instead
-                pass
-
-        run.checkpoint = checkpoint
+        run.after_checkpoint.append(ship)
     return [progress]
 
 
@@ -505,14 +511,14 @@ def _init_files(config: dict) -> dict:
     init = config.get("init")
     if not init:
         return {}
-    return {f: (Path(init) / f).read_bytes() for f in ("config.json", "best.pt") if (Path(init) / f).is_file()}
+    return {f: (Path(init) / f).read_bytes() for f in INIT_FILES if (Path(init) / f).is_file()}
 
 
 def _driver_checkpoint(spec: RunSpec):
-    if not (spec.dir / "checkpoint.pt").is_file():
+    if not (spec.dir / CHECKPOINT).is_file():
         return None
     try:
-        step = int(load_torch(spec.dir / "checkpoint.pt")["step"])
+        step = int(load_torch(spec.dir / CHECKPOINT)["step"])
     except (RunError, KeyError, TypeError, ValueError):      # unreadable: the run starts again
         return None
     return step, _driver_files(spec, CHECKPOINT_FILES)
@@ -598,7 +604,7 @@ def run_ray(conn: Connection, todo: list[RunSpec], out: Path, done, bar, *, work
                 seen, n_events = 0, 0
                 return {}
             for run, (version, step, files) in sorted(state["ckpt"].items(), key=lambda kv: kv[1][0]):
-                if run in by_name and not (by_name[run].dir / "summary.json").is_file():
+                if run in by_name and not (by_name[run].dir / SUMMARY).is_file():
                     _write_files(by_name[run].dir, files)
             seen = state["version"]
             n_events += len(state["events"])

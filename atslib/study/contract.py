@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 
 from ..config import SCHEDULED
+from ..store import CONFIG, HISTORY, POOLS, SUMMARY, TEST_SCORES
 
-FILES = ("config.json", "history.csv", "summary.json")
+FILES = (CONFIG, HISTORY, SUMMARY)
 EVERY_RUN = ("format_version", "atslib_version", "torch_version", "method", "dataset", "steps", "seed", "device",
              "wall_seconds", "best_val")
 IMAGE_RUN = ("ways", "shots", "queries", "noise_ratio", "flip_prob", "budget_classes", "test_mean", "test_ci95",
@@ -25,17 +26,17 @@ def check_run(run_dir) -> list[str]:
     run_dir = Path(run_dir)
     gaps = [f"missing {f}" for f in FILES if not (run_dir / f).is_file()]
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / SUMMARY).read_text())
     except (OSError, ValueError) as e:
-        return gaps + ([] if "missing summary.json" in gaps else [f"summary.json unreadable ({e})"])
+        return gaps + ([] if f"missing {SUMMARY}" in gaps else [f"{SUMMARY} unreadable ({e})"])
     molecules = summary.get("dataset") == "molecules"
     need = EVERY_RUN + (MOLECULE_RUN if molecules else IMAGE_RUN)
     bad = float(summary.get("noise_ratio") or 0) + (0.0 if molecules else float(summary.get("ood_ratio") or 0))
     if summary.get("method") in SCHEDULED and 0 < bad < 1:
         need += DIAGNOSTICS
-    gaps += [f"summary.json lacks {k}" for k in need if k not in summary]
-    if not molecules and not (run_dir / "test_scores.csv").is_file():
-        gaps.append("missing test_scores.csv")
-    if summary.get("method") in SCHEDULED and not (run_dir / "pool.csv.gz").is_file():
-        gaps.append("missing pool.csv.gz (a scheduled method's pool records)")
+    gaps += [f"{SUMMARY} lacks {k}" for k in need if k not in summary]
+    if not molecules and not (run_dir / TEST_SCORES).is_file():
+        gaps.append(f"missing {TEST_SCORES}")
+    if summary.get("method") in SCHEDULED and not (run_dir / POOLS).is_file():
+        gaps.append(f"missing {POOLS} (a scheduled method's pool records)")
     return gaps

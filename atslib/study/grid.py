@@ -27,10 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import METHODS, Config, ConfigError
+from ..store import FAILED, RECORD_FILES, SUMMARY  # noqa: F401 - RECORD_FILES (SUMMARY last): re-exported
 
-# summary.json last: a run counts as finished once it exists, so it is written after everything else
-FAILED = "FAILED"   # a run whose last attempt raised: the error message, kept until a later attempt succeeds
-RECORD_FILES = ("config.json", "history.csv", "test_scores.csv", "pool.csv.gz", "best.pt", "summary.json")
 FIRST = ("uniform", "ats")                     # run these first in every cell
 
 
@@ -154,7 +152,7 @@ def select_seeds(specs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
 
 
 def is_done(spec: RunSpec) -> bool:
-    return (spec.dir / "summary.json").is_file()
+    return (spec.dir / SUMMARY).is_file()
 
 
 def status(spec: RunSpec) -> str:

@@ -17,7 +17,7 @@ import torch
 
 from ..population import batched  # noqa: F401 - registers the batched implementations
 from .bench import make_config, settings_from
-from ..lockstep import Lockstep
+from ..population.lockstep import Lockstep
 from ..loop import Run
 from ..step import meta_step
 

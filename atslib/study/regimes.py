@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..metrics import auc, seed_paired_t, t_ci95
 from .reproduction import LEVEL, load_results, pool_records, runs, seed_differences
+from ..store import SUMMARY
 from ..tasks import KINDS, EpisodeSampler, stream
 
 GRID = "regimes"
@@ -49,7 +50,7 @@ def load(root="results") -> pd.DataFrame:
     df = df[df["grid"] == GRID].copy()
     hard = []
     for d in df["dir"]:
-        f = Path(d) / "summary.json"
+        f = Path(d) / SUMMARY
         hard.append(json.loads(f.read_text()).get("test_hard_mean", np.nan) if f.is_file() else np.nan)
     df["test_hard_mean"] = hard
     return df.reset_index(drop=True)

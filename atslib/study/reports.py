@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import mean_ci95
+from ..store import SUMMARY
 from ..tasks import EpisodeSampler, fixed_tasks, stream
 
 SPLIT_NAMES = {0: "meta-train", 1: "meta-val", 2: "meta-test"}
@@ -41,7 +42,7 @@ def summaries(run_dirs) -> pd.DataFrame:
     """summary.json of each run directory, one row each (``run`` = directory name)."""
     rows = []
     for d in run_dirs:
-        f = Path(d) / "summary.json"
+        f = Path(d) / SUMMARY
         if f.is_file():
             rows.append({"run": Path(d).name, **json.loads(f.read_text())})
     return pd.DataFrame(rows)

@@ -33,6 +33,7 @@ from ..metrics import (
 )
 from ..registry import METHODS, NON_ADAPTIVE
 from ..registry import label as method_label
+from ..store import CONFIG, HISTORY, POOLS, START_TEST_KEYS, SUMMARY, TEST_SCORES
 
 # BNS candidates: the paper's non-adaptive schedulers. uniform-val (our control) is left out: it
 # meta-trains on meta-val tasks, so its validation score is optimistic and cannot choose fairly.
@@ -65,11 +66,6 @@ def load_results(root="results", start_candidate: bool = True) -> pd.DataFrame:
     return with_start_candidate(df, root) if start_candidate else df
 
 
-# settings on which a run's validation and test of its start equal its --init run's own
-_START_KEYS = ("ways", "shots", "queries", "n_val_tasks", "n_test_tasks", "test_seed", "test_inner_steps", "inner_lr",
-               "inner", "dataset")
-
-
 def with_start_candidate(df: pd.DataFrame, root) -> pd.DataFrame:
     """The starting model as a checkpoint candidate, for runs that predate it (exact, no training).
 
@@ -80,25 +76,27 @@ def with_start_candidate(df: pd.DataFrame, root) -> pd.DataFrame:
     exceed the start's would have kept the start; this applies that choice: ``test_mean``,
     ``test_ci95``, ``best_val``, ``best_step`` (0) and the per-task scores become the start's, and
     ``kept_start`` is True. Runs that validated their start themselves are left as they are.
+    The settings compared are ``store.START_TEST_KEYS``: those the start's validation depends on
+    (``store.START_VAL_KEYS``, the key of ``loop.start_validation``'s cache) and ``n_test_tasks``.
     """
     df = df.copy()
     root = Path(root)
     for i, r in df.iterrows():
-        f = Path(r["dir"]) / "config.json"
+        f = Path(r["dir"]) / CONFIG
         if not f.is_file():
             continue
         cfg = json.loads(f.read_text())["config"]
         if not cfg.get("init") or "validate_start" in cfg:
             continue
         init = Path(cfg["init"])
-        if not (init / "summary.json").is_file():            # paths are saved relative to the repository
+        if not (init / SUMMARY).is_file():            # paths are saved relative to the repository
             init = root.parent / init
-        if not (init / "summary.json").is_file():
+        if not (init / SUMMARY).is_file():
             continue
-        icfg = json.loads((init / "config.json").read_text())["config"]
-        if any(icfg.get(k) != cfg.get(k) for k in _START_KEYS):
+        icfg = json.loads((init / CONFIG).read_text())["config"]
+        if any(icfg.get(k) != cfg.get(k) for k in START_TEST_KEYS):
             continue
-        start = json.loads((init / "summary.json").read_text())
+        start = json.loads((init / SUMMARY).read_text())
         df.at[i, "start_val"] = float(start["best_val"])
         if float(start["best_val"]) >= float(r["best_val"]):
             for k in ("test_mean", "test_ci95", "best_val"):
@@ -115,7 +113,7 @@ def runs(df, grid, cell, method) -> pd.DataFrame:
 
 def task_scores(run_dir) -> pd.Series:
     """Per meta-test task score of one run (accuracy, or R^2 on molecules)."""
-    t = pd.read_csv(Path(run_dir) / "test_scores.csv")
+    t = pd.read_csv(Path(run_dir) / TEST_SCORES)
     return t["acc"] if "acc" in t else t["r2"]
 
 
@@ -344,8 +342,8 @@ def histories(df, grid, cell, methods, column="noisy_mass") -> dict[str, pd.Data
     """Per method, ``column`` per step averaged over seeds."""
     out = {}
     for m in methods:
-        hs = [pd.read_csv(Path(d) / "history.csv") for d in runs(df, grid, cell, m)["dir"]
-              if (Path(d) / "history.csv").is_file()]
+        hs = [pd.read_csv(Path(d) / HISTORY) for d in runs(df, grid, cell, m)["dir"]
+              if (Path(d) / HISTORY).is_file()]
         hs = [h[["step", column]] for h in hs if column in h]
         if hs:
             out[m] = pd.concat(hs).groupby("step", as_index=False)[column].mean()
@@ -364,7 +362,7 @@ def learning_curves(df, grid, cell, methods, column="val_acc") -> pd.DataFrame:
         r = runs(df, grid, cell, m)
         per = []
         for d, sv in zip(r["dir"], r["start_val"] if "start_val" in r else [np.nan] * len(r)):
-            f = Path(d) / "history.csv"
+            f = Path(d) / HISTORY
             if not f.is_file():
                 continue
             h = pd.read_csv(f)
@@ -388,7 +386,7 @@ def pool_records(df, grid, cell, method="ats") -> pd.DataFrame:
     """Pool records (factors, probability, noisy mask) of every seed of one method, one frame."""
     frames = []
     for d, seed in zip(runs(df, grid, cell, method)["dir"], runs(df, grid, cell, method)["seed"]):
-        f = Path(d) / "pool.csv.gz"
+        f = Path(d) / POOLS
         if f.is_file():
             frames.append(pd.read_csv(f).assign(seed=seed))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -466,7 +464,7 @@ def kept_start_share(df, grid, cell, methods) -> tuple[int, int]:
 
 def late_entropy(run_dir) -> float:
     """Mean scheduler entropy over the second half of a run (``history.csv``'s ``entropy``); NaN if none."""
-    f = Path(run_dir) / "history.csv"
+    f = Path(run_dir) / HISTORY
     if not f.is_file():
         return float("nan")
     h = pd.read_csv(f)

@@ -33,9 +33,7 @@ import pandas as pd
 from . import cluster
 from ..config import Config, ConfigError
 from .grid import (  # noqa: F401
-    FAILED,
     FIRST,
-    RECORD_FILES,
     GridError,
     RunSpec,
     expand,
@@ -48,7 +46,7 @@ from .grid import (  # noqa: F401
 from ..loop import Run
 from ..metrics import t_ci95
 from ..population import group, train_population
-from ..store import atomic_write
+from ..store import BEST, CONFIG, FAILED, RECORD_FILES, REUSED_FROM, SUMMARY, atomic_write
 from . import EXECUTORS
 ROW_KEYS = ("test_mean", "test_ci95", "best_val", "best_step", "noise_auc", "clean_share", "clean_share_late",
             "noisy_mass_late", "r2_mean", "r2_median", "r2_gt_03", "wall_seconds", "steps_done", "start_val")
@@ -96,7 +94,7 @@ def train_specs_together(specs: list[RunSpec]) -> list[tuple]:
 def check_same_config(spec: RunSpec) -> None:
     """A finished run must have been trained with the spec's options (another --scale, an edited grid)."""
     try:
-        saved = json.loads((spec.dir / "config.json").read_text())["config"]
+        saved = json.loads((spec.dir / CONFIG).read_text())["config"]
         same = _canon(saved) == _canon(spec.config)
     except (OSError, ValueError, KeyError, ConfigError):
         saved, same = {}, False
@@ -113,12 +111,12 @@ def _canon(config: dict) -> str:
 def finished_index(results: Path, exclude: Path) -> dict[str, Path]:
     """Finished runs under ``results`` (any grid but ``exclude``), keyed by their canonical config."""
     index = {}
-    for s in sorted(results.glob("*/*/*/summary.json")):
+    for s in sorted(results.glob(f"*/*/*/{SUMMARY}")):
         d = s.parent
         if exclude in d.parents:
             continue
         try:
-            meta = json.loads((d / "config.json").read_text())
+            meta = json.loads((d / CONFIG).read_text())
             index.setdefault(_canon(meta["config"]), d)
         except (OSError, ValueError, KeyError, ConfigError):
             continue
@@ -129,7 +127,7 @@ def reuse(spec: RunSpec, src: Path) -> None:
     for f in RECORD_FILES:
         if (src / f).is_file():
             atomic_write(spec.dir / f, (src / f).read_bytes())
-    atomic_write(spec.dir / "REUSED_FROM", src.as_posix() + "\n")
+    atomic_write(spec.dir / REUSED_FROM, src.as_posix() + "\n")
 
 
 def summary_rows(specs: list[RunSpec], grid_name: str) -> pd.DataFrame:
@@ -140,9 +138,9 @@ def summary_rows(specs: list[RunSpec], grid_name: str) -> pd.DataFrame:
         for k in ("shots", "noise_ratio", "flip_prob", "budget_classes", "noise_scale", "dataset", "steps"):
             row[k] = s.config.get(k)
         if is_done(s):
-            summ = json.loads((s.dir / "summary.json").read_text())
+            summ = json.loads((s.dir / SUMMARY).read_text())
             row.update({k: summ.get(k) for k in ROW_KEYS})
-            src = s.dir / "REUSED_FROM"
+            src = s.dir / REUSED_FROM
             row["reused_from"] = src.read_text().strip() if src.is_file() else ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -173,8 +171,8 @@ def write_tables(specs, out: Path, grid_name: str) -> pd.DataFrame:
 def _check_inits(specs: list[RunSpec]) -> None:
     for s in specs:
         init = s.config.get("init")
-        if init and not (Path(init) / "best.pt").is_file():
-            raise GridError(f"run {s.name}: --init {init}: no best.pt there; allowed: a finished run directory "
+        if init and not (Path(init) / BEST).is_file():
+            raise GridError(f"run {s.name}: --init {init}: no {BEST} there; allowed: a finished run directory "
                             f"(run its grid first, e.g. python -m atslib sweep experiments/pretrain.yaml "
                             f"--out {Path(init).parent})")
 
@@ -263,7 +261,7 @@ def _run_sweep(grid_path, out, executor, address, workers, scale, num_cpus, num_
             atomic_write(spec.dir / FAILED, error.rstrip() + "\n")
         else:
             if result is not None and "files" in result:
-                for f in RECORD_FILES:                  # summary.json last
+                for f in RECORD_FILES:                  # SUMMARY last
                     if f in result["files"]:
                         atomic_write(spec.dir / f, result["files"][f])
             (spec.dir / FAILED).unlink(missing_ok=True)
