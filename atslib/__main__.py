@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="rewrite the results block of REPRODUCTION.md from the saved tables")
     r.add_argument("--out", default=str(REPORT), help="the document (default REPRODUCTION.md)")
     r.add_argument("--tables", default=str(FIGURES_DIR / "tables"),
-                   help="where notebooks 05 and 08 saved their tables (default figures/tables, as make figures does)")
+                   help="where notebooks 07 and 09 saved their tables (default figures/tables, as make figures does)")
     d = sub.add_parser("data", help="import a few-shot dataset you have on disk (miniImageNet, Omniglot, ...)")
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     di = dsub.add_parser("import", help="write the image contract from a dataset folder (nothing is downloaded)")

@@ -2,7 +2,7 @@
 # The runs of the "verdicts that hold" study, in priority order, resumably (stop it any time and start
 # it again: finished runs are skipped, a half-done run resumes from its checkpoint):
 #  1. the two extra clean-pretrained starts (seeds 3, 4);
-#  2. the molecules grid (eta 4 first: notebook 06 reads it) and the drug ablation cells, rerun
+#  2. the molecules grid (eta 4 first: notebook 08 reads it) and the drug ablation cells, rerun
 #     with the numeric safeguards (fast: about 45 minutes on 2 cores);
 #  3. the decisive long study's 1-shot cell, headline methods first (experiments/decisive.yaml);
 #  4. (before 3) ats-reweight at equal batch on images;

@@ -34,7 +34,7 @@
 # **This run is the start of everything later.** The default configuration (uniform, clean, 1-shot,
 # 300 steps, seed 0) is exactly the committed run `results/pretrain/1shot/uniform-s0`: its best
 # checkpoint is the clean-pretrained start (`--init`) from which every noisy-task experiment of
-# notebooks 03–05 trains. The gallery (`make figures`) draws that committed run (`-p COMMITTED …`)
+# notebooks 03–07 trains. The gallery (`make figures`) draws that committed run (`-p COMMITTED …`)
 # instead of training again, so its figure is the same on every machine; a float32 run on another
 # CPU gives the same curve to about four digits, not to the bit (README, "What reproduces").
 #

@@ -1,7 +1,7 @@
 """Time Run All of every notebook in JupyterLab started by ``make lab``, in headless Chromium, at the
 notebooks' default parameters; play 02's Stop and a full race in 07; save screenshots.
 
-    .venv/bin/python scripts/lab_timings.py [--out build/lab-timings] [--only 01_tasks 07_race]
+    .venv/bin/python scripts/lab_timings.py [--out build/lab-timings] [--only 01_tasks 05_race]
 
 Works on a temporary copy of the notebooks (``results/`` linked next to it, figures into the temp
 dir), so nothing in the repository is written. Needs Chromium at /usr/bin/chromium and playwright.
@@ -128,7 +128,7 @@ def main():
                         page.screenshot(path=str(out / "01_tasks_figure.png"))
                     if n == "02_training":
                         timings[n].update(stop_02(page, out))
-                    if n == "07_race":
+                    if n == "05_race":
                         timings[n].update(race_07(page, out))
                 except Exception as e:  # noqa: BLE001 - keep timing the others
                     timings[n] = {"error": f"{type(e).__name__}: {e}"}
@@ -190,11 +190,11 @@ def race_07(page, out):
     t0 = time.monotonic()
     view.get_by_role("button", name="Race").click()
     wait_until(lambda: re.search(r"update ([4-9]|\d\d)", status.inner_text()), 120, "mid-race")
-    view.screenshot(path=str(out / "07_race_running.png"))
+    view.screenshot(path=str(out / "05_race_running.png"))
     wait_until(lambda: "done in" in status.inner_text(), 600, "race done", every=1.0)
     wall = time.monotonic() - t0
     page.wait_for_timeout(1500)
-    view.screenshot(path=str(out / "07_race_finished.png"))
+    view.screenshot(path=str(out / "05_race_finished.png"))
     return {"race_wall_s": round(wall, 1), "race_status": status.inner_text()}
 
 

@@ -1,7 +1,7 @@
 """JupyterLab in a real browser, started the way a user starts it: ``make lab`` (Playwright + Debian's Chromium).
 
 A session fixture runs ``make lab`` with the port and token in ``JUPYTER_PORT`` / ``JUPYTER_TOKEN``
-(Jupyter Server reads both), ``LAB_DIR`` pointing at a temporary copy of notebooks 01, 02 and 07
+(Jupyter Server reads both), ``LAB_DIR`` pointing at a temporary copy of notebooks 01, 02 and 05
 (``results/`` linked next to it, ``FIG_DIR`` in the temp dir), and otherwise the test process's own
 environment - which under ``make test`` includes ``MPLBACKEND=Agg``: the ``lab`` target must keep it
 away from the kernel, or figures show as text. Each test opens its notebook, runs all cells from the
@@ -12,7 +12,7 @@ Run menu, then plays with the widgets:
 * 02_training: the synchronous dashboard has no buttons and says "–" (never nan) before the first
   validation; Start trains in the background, Stop answers within a second ("stopping", disabled),
   the status counts the test, then "stopped at step K/N" and Start works again.
-* 07_race: the committed race is drawn; move the noise-ratio slider, press Race, see two live
+* 05_race: the committed race is drawn; move the noise-ratio slider, press Race, see two live
   updates, press Stop, see "stopped" within 5 s.
 
 Skipped when Chromium (``apt-get install chromium``), the ``playwright`` package, ``make`` or the
@@ -116,7 +116,7 @@ def _wait_until(fn, timeout: float, what: str, every: float = 0.25):
 # -- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
-    """``make lab`` over a temp copy of notebooks 01, 02 and 07; yields (base_url, temp_dir)."""
+    """``make lab`` over a temp copy of notebooks 01, 02 and 05; yields (base_url, temp_dir)."""
     if not Path(CHROMIUM).is_file():
         pytest.skip("Chromium not installed: apt-get install chromium")
     pytest.importorskip("playwright.sync_api", reason="playwright not installed: pip install playwright "
@@ -127,7 +127,7 @@ def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab")
     nbdir = tmp / "notebooks"
     nbdir.mkdir()
-    for name in ("01_tasks", "02_training", "07_race"):
+    for name in ("01_tasks", "02_training", "05_race"):
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", nbdir)
     (tmp / "results").symlink_to(ROOT / "results")      # the notebooks read ../results
     _set_parameters(nbdir / "01_tasks.ipynb", SMOKE=True)
@@ -372,9 +372,9 @@ RACE_UPDATE = re.compile(r"racing at noise ratio ([0-9.]+), \d+ s · update (\d+
 
 def test_noise_ratio_race_live_and_stop(lab, page, tmp_path):
     base, tmp = lab
-    with _screenshot_on_failure(page, tmp_path, "07_race"):
+    with _screenshot_on_failure(page, tmp_path, "05_race"):
         t0 = time.monotonic()
-        open_and_run_all(page, base, "07_race")
+        open_and_run_all(page, base, "05_race")
         status = page.locator(".atslib-race-status")
         status.wait_for(timeout=120_000)
         wait_all_run(page, 120)
@@ -406,15 +406,15 @@ def test_noise_ratio_race_live_and_stop(lab, page, tmp_path):
         # poll can miss an intermediate image when two updates land between polls on a loaded machine)
         assert go.is_disabled() and halt.is_enabled()
         SHOTS.mkdir(parents=True, exist_ok=True)
-        view.screenshot(path=str(SHOTS / "07_race_running.png"))
+        view.screenshot(path=str(SHOTS / "05_race_running.png"))
         halt.click()
         t_stop = time.monotonic()
         _wait_until(lambda: "stopped" in status.inner_text(), 5, "'stopped' within 5 s of Stop", every=0.1)
         print(f"race: 'stopped' {time.monotonic() - t_stop:.2f} s after Stop: {status.inner_text()!r}")
         _wait_until(lambda: go.is_enabled(), 30, "Race usable again once the racers have ended")
         assert halt.is_disabled()
-        view.screenshot(path=str(SHOTS / "07_race_stopped.png"))
-        print(f"07_race in the browser: {time.monotonic() - t0:.1f} s")
+        view.screenshot(path=str(SHOTS / "05_race_stopped.png"))
+        print(f"05_race in the browser: {time.monotonic() - t0:.1f} s")
 
 
 def test_make_lab_turns_autosave_off(lab):

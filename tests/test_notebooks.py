@@ -9,7 +9,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 
 def test_notebooks_exist():
     names = {p.stem for p in NOTEBOOKS}
-    assert {"01_tasks", "02_training", "03_ablations", "04_scatter"} <= names
+    assert {"01_tasks", "02_training", "06_ablations", "03_factors"} <= names
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
@@ -39,7 +39,7 @@ def test_runs_headless_with_smoke_parameters(nb, tmp_path):
     params = {"SMOKE": True, "FIG_DIR": str(tmp_path / "figures")}
     if nb.stem == "02_training":
         params["RUN_DIR"] = str(tmp_path / "run")
-    if nb.stem == "06_molecules":   # the training path (the default reads committed runs)
+    if nb.stem == "08_molecules":   # the training path (the default reads committed runs)
         params.update(RUN_ROOT=str(tmp_path / "runs"), TRAIN=True)
     papermill.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=params, kernel_name="python3",
                                cwd=str(ROOT / "notebooks"), progress_bar=False)

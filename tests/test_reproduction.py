@@ -304,7 +304,7 @@ def test_report_command_writes_only_the_block_from_saved_tables(tmp_path):
     tables = tmp_path / "tables"
     tables.mkdir()
     pd.DataFrame({"grid": ["noisy"], "runs": [3], "done": [2], "failed": [0], "pending": [1], "CPU hours": [0.5],
-                  "GPU hours": [0.0]}).to_csv(tables / "05_progress.csv", index=False)
+                  "GPU hours": [0.0]}).to_csv(tables / "07_progress.csv", index=False)
     title, name = REPORT_SECTIONS[0]
     pd.DataFrame({"claim": ["one"], "verdict": ["holds"]}).to_csv(tables / f"{name}.csv", index=False)
     doc = tmp_path / "doc.md"

@@ -1,4 +1,4 @@
-"""The small committed demo runs that notebooks 03 and 04 read by default.
+"""The small committed demo runs that notebooks 03 and 06 read by default.
 
 ``python -m atslib.display.demo [--steps S] [--only NAME ...]`` (re)trains them into ``results/demo/``
 (records only are committed: config, history, summary, test scores, pool records). Finished runs
@@ -6,7 +6,7 @@ are skipped; an interrupted one resumes from its checkpoint.
 
 Setting (one CPU scale for every method): QuickDraw 5-way 1-shot, 15 queries, noise ratio 0.6
 (flip 0.8), pool 10, meta-batch 2, 4 reward tasks, ANIL conv-4 (288-d), seed 0. The
-limited-budget run (16 meta-train classes, clean tasks) feeds the second scatter of notebook 04.
+limited-budget run (16 meta-train classes, clean tasks) feeds the second scatter of notebook 03.
 """
 from __future__ import annotations
 

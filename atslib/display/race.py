@@ -7,7 +7,7 @@ its 2 training tasks from the pool of 10 differs. To finish in about two minutes
 the race is smaller than the reproduction grids, the same for every racer: 5 query examples per
 class (grids: 10) and validation on 50 fixed meta-val tasks every tenth of the budget (grids: 100);
 the final test uses the same 600 fixed meta-test tasks as every run. Its numbers are a
-demonstration, not a result: one seed, short training; ``05_results`` holds the study.
+demonstration, not a result: one seed, short training; ``07_results`` holds the study.
 
 ``Race`` trains the racers in threads (one torch thread each, so four racers share two cores
 without oversubscribing them) and exposes ``snapshot()`` for a display; ``stop()`` ends every racer

@@ -4,7 +4,7 @@
 functions of ``reproduction``) and a verdict: holds / partly / does not hold / pending (its runs
 have not finished). ``progress_table`` counts planned and finished runs per grid of
 ``experiments/``; ``write_report`` (``python -m atslib report``) writes the results block of
-REPRODUCTION.md from the tables notebooks 05 and 08 save.
+REPRODUCTION.md from the tables notebooks 07 and 09 save.
 """
 from __future__ import annotations
 
@@ -353,37 +353,37 @@ def progress_table(experiments="experiments", results="results") -> pd.DataFrame
 
 START, END = "<!-- results:start (written by python -m atslib report) -->", "<!-- results:end -->"
 
-# The results block: (section title, table name) in order; notebook 05 writes each table as
+# The results block: (section title, table name) in order; notebook 07 writes each table as
 # figures/tables/<name>.csv, and ``write_report`` (``python -m atslib report``) assembles them.
 REPORT_SECTIONS = (
-    ("Claims", "05_claims"),
-    ("Meta-learning with noise (noise ratio 0.6; accuracy %, drug R²)", "05_noisy"),
-    ("Limited budgets (16 classes; drug: clean tasks)", "05_budget16"),
-    ("Ablations", "05_ablations"),
-    ("Effect of the noise ratio (1-shot)", "05_noise_ratio"),
-    ("Effect of the drug noise scale η", "05_drug_noise"),
-    ("Effect of the budget (1-shot)", "05_budgets"),
-    ("Beyond the paper", "05_beyond"),
-    ("Significance", "05_significance"),
-    ("The null check: ats-random-phi (uniform in practice) against uniform", "05_null_check"),
-    ("Runs that kept their step-0 model (a checkpoint candidate since 2026-11-30)", "05_kept_start"),
-    ("Noise AUC", "05_noise_auc"),
-    ("ats-reweight: all pool tasks vs equal batch", "05_reweight"),
-    ("The decisive long study (grid decisive)", "05_decisive"),
-    ("The decisive study: ATS against each method, over seeds (points)", "05_decisive_significance"),
+    ("Claims", "07_claims"),
+    ("Meta-learning with noise (noise ratio 0.6; accuracy %, drug R²)", "07_noisy"),
+    ("Limited budgets (16 classes; drug: clean tasks)", "07_budget16"),
+    ("Ablations", "07_ablations"),
+    ("Effect of the noise ratio (1-shot)", "07_noise_ratio"),
+    ("Effect of the drug noise scale η", "07_drug_noise"),
+    ("Effect of the budget (1-shot)", "07_budgets"),
+    ("Beyond the paper", "07_beyond"),
+    ("Significance", "07_significance"),
+    ("The null check: ats-random-phi (uniform in practice) against uniform", "07_null_check"),
+    ("Runs that kept their step-0 model (a checkpoint candidate since 2026-11-30)", "07_kept_start"),
+    ("Noise AUC", "07_noise_auc"),
+    ("ats-reweight: all pool tasks vs equal batch", "07_reweight"),
+    ("The decisive long study (grid decisive)", "07_decisive"),
+    ("The decisive study: ATS against each method, over seeds (points)", "07_decisive_significance"),
     ("The decisive study: the fixed ranking (rank-sim-loss) against the non-adaptive methods, over seeds (points)",
-     "05_decisive_rank"),
+     "07_decisive_rank"),
     ("The authors' scheduler warm-up: ATS with it against each method, over seeds (1-shot, 1000 steps; points)",
-     "05_decisive_warmup"),
-    ("Statistical power (points detectable at level 0.01, power 0.8)", "05_power"),
-    ("The pre-registered budget test (16 classes, 800 steps; plan of 2026-12-02)", "05_budget_binding"),
-    ("The budget test: every pair of methods over seeds (points; Holm over the six)", "05_budget_pairs"),
-    ("The budget test: ATS's preference per quarter of training (within-pool Spearman)", "05_budget_quarters"),
-    ("Verdicts: over seeds, over tasks, and as published on 2026-11-27 and 2026-12-02", "05_verdicts"),
-    ("Beyond the paper's noise: regimes (test accuracy %, mean ± 95% CI over seeds)", "08_regimes_table"),
-    ("Regimes: each method minus uniform, paired over seeds (points)", "08_regimes_differences"),
-    ("Regimes: ATS against the best fixed heuristic, over seeds (points)", "08_regimes_verdicts"),
-    ("Regimes: AUC of each factor against the bad-task flag", "08_regimes_auc"),
+     "07_decisive_warmup"),
+    ("Statistical power (points detectable at level 0.01, power 0.8)", "07_power"),
+    ("The pre-registered budget test (16 classes, 800 steps; plan of 2026-12-02)", "07_budget_binding"),
+    ("The budget test: every pair of methods over seeds (points; Holm over the six)", "07_budget_pairs"),
+    ("The budget test: ATS's preference per quarter of training (within-pool Spearman)", "07_budget_quarters"),
+    ("Verdicts: over seeds, over tasks, and as published on 2026-11-27 and 2026-12-02", "07_verdicts"),
+    ("Beyond the paper's noise: regimes (test accuracy %, mean ± 95% CI over seeds)", "09_regimes_table"),
+    ("Regimes: each method minus uniform, paired over seeds (points)", "09_regimes_differences"),
+    ("Regimes: ATS against the best fixed heuristic, over seeds (points)", "09_regimes_verdicts"),
+    ("Regimes: AUC of each factor against the bad-task flag", "09_regimes_auc"),
 )
 
 
@@ -411,7 +411,7 @@ def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
 
 
 def write_report(path=REPORT, tables=FIGURES_DIR / "tables") -> list[str]:
-    """Rewrite the results block of ``path`` from the tables notebooks 05 and 08 saved in ``tables``
+    """Rewrite the results block of ``path`` from the tables notebooks 07 and 09 saved in ``tables``
     (``make figures`` regenerates them); returns the table names that were missing. This is the
     only code that writes REPRODUCTION.md."""
     tables = Path(tables)
@@ -422,9 +422,9 @@ def write_report(path=REPORT, tables=FIGURES_DIR / "tables") -> list[str]:
             sections[title] = pd.read_csv(f, keep_default_na=False)
         else:
             missing.append(name)
-    progress = tables / "05_progress.csv"
+    progress = tables / "07_progress.csv"
     if not progress.is_file():
-        raise FileNotFoundError(f"{progress}: no progress table; run notebook 05 first (make figures)")
+        raise FileNotFoundError(f"{progress}: no progress table; run notebook 07 first (make figures)")
     if not update_block(path, report(sections, pd.read_csv(progress).set_index("grid"))):
         raise ValueError(f"{path}: no results block (the {START!r} / {END!r} markers)")
     return missing

@@ -83,7 +83,7 @@ def three_steps(df):
 df = pools[NOISY_RUN]
 fig, _ = plots.loss_sim_scatter(df, three_steps(df), sim=SIM, title="noise 0.6,")
 fig.suptitle(where[NOISY_RUN], fontsize=8, y=1.02)
-plots.savefig(fig, "04_scatter_noisy", FIG_DIR)
+plots.savefig(fig, "03_scatter_noisy", FIG_DIR)
 late = all_seeds[NOISY_RUN]
 late = late[late["step"] >= late["step"].max() / 2]
 clean = ~late["noisy"].astype(bool)
@@ -102,7 +102,7 @@ if BUDGET_RUN in pools:
     df = pools[BUDGET_RUN]
     fig, _ = plots.loss_sim_scatter(df, three_steps(df), sim=SIM, title="budget 16,")
     fig.suptitle(where[BUDGET_RUN], fontsize=8, y=1.02)
-    plots.savefig(fig, "04_scatter_budget", FIG_DIR)
+    plots.savefig(fig, "03_scatter_budget", FIG_DIR)
     late = all_seeds[BUDGET_RUN]
     late = late[late["step"] >= late["step"].max() / 2]
     r = late[["prob", "loss", SIM]].corr(method="spearman")["prob"]

@@ -71,7 +71,7 @@ print(SOURCE, f"- {len(df)} finished runs")
 # %%
 pools_shown = {r: RG.example_pool(r, data, n=40, seed=SEED) for r in RG.REGIMES}
 fig = RG.kinds_figure(pools_shown["hard-mix"], data.names, "hard-mix: one ordinary, one noisy and one hard-clean task")
-plots.savefig(fig, "08_regimes_tasks", FIG_DIR)
+plots.savefig(fig, "09_regimes_tasks", FIG_DIR)
 fig
 
 # %% [markdown]
@@ -91,7 +91,7 @@ for i, (ax, r) in enumerate(zip(axes[0], RG.REGIMES)):
 if sc is not None:
     fig.colorbar(sc, ax=list(axes[0]), fraction=0.02, label="ATS sampling probability")
 fig.suptitle(f"pool tasks, second half of training - {SOURCE}", fontsize=9)
-plots.savefig(fig, "08_regimes_scatter", FIG_DIR)
+plots.savefig(fig, "09_regimes_scatter", FIG_DIR)
 fig
 
 # %% [markdown]
@@ -103,7 +103,7 @@ fig
 
 # %%
 aucs = RG.auc_table(df).round(3)
-plots.save_table(aucs, "08_regimes_auc", plots.figure_dir(FIG_DIR) / "tables")
+plots.save_table(aucs, "09_regimes_auc", plots.figure_dir(FIG_DIR) / "tables")
 aucs
 
 # %% [markdown]
@@ -114,7 +114,7 @@ table = RG.results_table(df)
 tab_dir = plots.figure_dir(FIG_DIR) / "tables"
 pd.set_option("display.max_columns", None, "display.width", 200)
 wide = RG.wide_table(table)
-plots.save_table(wide, "08_regimes_table", tab_dir)
+plots.save_table(wide, "09_regimes_table", tab_dir)
 wide
 
 # %% [markdown]
@@ -124,9 +124,9 @@ wide
 
 # %%
 diffs = RG.differences(df)
-plots.save_table(diffs.round({"diff": 2, "ci95": 2, "p": 4}), "08_regimes_differences", tab_dir)
+plots.save_table(diffs.round({"diff": 2, "ci95": 2, "p": 4}), "09_regimes_differences", tab_dir)
 fig = RG.results_figure(diffs, SOURCE)
-plots.savefig(fig, "08_regimes_results", FIG_DIR)
+plots.savefig(fig, "09_regimes_results", FIG_DIR)
 fig
 
 # %% [markdown]
@@ -140,7 +140,7 @@ fig
 # %%
 ver = RG.verdicts(df)
 ver_shown = ver.round({"diff": 2, "ci95": 2, "p": 4, "min_diff_vs_fixed": 2}) if len(ver) else ver
-plots.save_table(ver_shown, "08_regimes_verdicts", tab_dir)
+plots.save_table(ver_shown, "09_regimes_verdicts", tab_dir)
 ver_shown
 
 # %%

@@ -45,7 +45,7 @@ NOISE_RATIO = 0.6
 STEPS = 200
 SEED = 0
 LOOKAHEAD_LR = 0.01  # the authors alpha (0.1 overshoots on noisy regression tasks)
-RUN_ROOT = "../build/runs/06_molecules"
+RUN_ROOT = "../build/runs/08_molecules"
 FIG_DIR = None
 TORCH_THREADS = 1  # used when TRAIN: on 2 busy cores one torch thread is faster than two
 
@@ -80,7 +80,7 @@ for i, name in enumerate(data.real_names):
     axes[1].hist(data.real(i)[1].numpy(), bins=40, alpha=0.5, density=True, histtype="step", lw=2, label=name)
 axes[1].set_xlabel("label (pIC50-like scale)"), axes[1].legend(fontsize=7)
 fig.tight_layout()
-plots.savefig(fig, "06_assays", FIG_DIR)
+plots.savefig(fig, "08_assays", FIG_DIR)
 
 # %% [markdown]
 # A few molecules of one test assay. RDKit built `data/molecules.npz` (fingerprints, descriptors);
@@ -129,7 +129,7 @@ for m, r in runs.items():
                  "noise_auc": s.get("noise_auc"), **{f"{k} r2_mean": v["r2_mean"] for k, v in s["real_r2"].items()},
                  "wall s": s["wall_seconds"]})
 table = pd.DataFrame(rows)
-plots.save_table(table, "06_molecules", FIG_DIR)
+plots.save_table(table, "08_molecules", FIG_DIR)
 table.round(3)
 
 # %% [markdown]
@@ -143,7 +143,7 @@ for m, r in runs.items():
 ax.axvline(0.3, ls=":", color="grey")
 ax.set_xlabel("R² on a meta-test assay"), ax.set_ylabel("assays"), plots.legend_outside(ax)
 ax.set_title(f"R² over meta-test assays (dotted: 0.3)\n{source}", fontsize=8)
-plots.savefig(fig, "06_r2", FIG_DIR)
+plots.savefig(fig, "08_r2", FIG_DIR)
 
 # %% [markdown]
 # ## Query loss vs gradient similarity
@@ -168,7 +168,7 @@ pools = runs["ats"]["pools"]
 steps = np.sort(pools["step"].unique())
 fig, _ = plots.loss_sim_scatter(pools, [steps[0], steps[len(steps) // 2], steps[-1]], title="molecules,")
 fig.suptitle(source, fontsize=8, y=1.02)
-plots.savefig(fig, "06_scatter", FIG_DIR)
+plots.savefig(fig, "08_scatter", FIG_DIR)
 late = pools[pools["step"] >= pools["step"].max() / 2]
 clean = ~late["noisy"].astype(bool)
 if clean.any() and (~clean).any():

@@ -41,7 +41,7 @@
 #
 # **How long.** Run All takes about 15 s (reading the committed runs). `TRAIN = True` takes about
 # an hour on two CPU cores (seven runs of 400 steps; ATS about 0.5 s a step). To *watch* methods
-# train at a noise ratio of your choice in two minutes, use the race in `07_race`.
+# train at a noise ratio of your choice in two minutes, use the race in `05_race`.
 
 # %% tags=["parameters"]
 SMOKE = False
@@ -107,7 +107,7 @@ else:   # one row per method: mean and 95% t-CI over seeds, ATS minus the method
                           "ATS − method (points)": [f"{d * 100:+.2f}" if d == d else "–" for d, _, _ in vs],
                           "p over seeds": [f"{p:.2g}" if p == p else "–" for _, p, _ in vs]})
     ci_over = "mean ± 95% t-CI over seeds"
-plots.save_table(shown, "03_ablations", FIG_DIR)
+plots.save_table(shown, "06_ablations", FIG_DIR)
 shown
 
 # %%
@@ -126,7 +126,7 @@ axes[1].axhline(0.5, ls=":", color="grey")
 axes[1].set_xticks(range(len(table)), table["method"], rotation=30, ha="right")
 axes[1].set_ylabel("noise AUC (2nd half of training)"), axes[1].set_ylim(0, 1.05)
 fig.tight_layout()
-plots.savefig(fig, "03_ablations", FIG_DIR)
+plots.savefig(fig, "06_ablations", FIG_DIR)
 
 # %% [markdown]
 # ## Probability mass on noisy tasks over training
@@ -143,7 +143,7 @@ else:
 fig, ax = plots.trajectory(hist, "noisy_mass", smooth=10 if SOURCE == "study" else 50,
                            ylabel="probability mass on noisy pool tasks")
 ax.set_title(source + (" (mean over seeds)" if SOURCE == "study" else ""), fontsize=8)
-plots.savefig(fig, "03_noisy_mass", FIG_DIR)
+plots.savefig(fig, "06_noisy_mass", FIG_DIR)
 
 # %% [markdown]
 # ## Each method against uniform

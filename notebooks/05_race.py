@@ -31,7 +31,7 @@
 # the cores). To fit that budget the race is smaller than the
 # reproduction grids, the same for every method: 5 query examples per class (grids: 10),
 # validation on 50 tasks every tenth of the budget (grids: 100), one seed. It is a demonstration;
-# `05_results` holds the study.
+# `07_results` holds the study.
 #
 # Before you press Race, and under papermill, the view shows the committed race
 # `results/race/r0.6` (noise ratio 0.6, 100 steps; `python -m atslib.display.race --out results/race/r0.6`
@@ -48,7 +48,7 @@ from atslib.display import plots, race
 
 snap = race.load_race(COMMITTED)
 fig = race.race_figure(snap)
-plots.savefig(fig, "07_race", FIG_DIR)
+plots.savefig(fig, "05_race", FIG_DIR)
 
 # %% [markdown]
 # ## The race (JupyterLab)

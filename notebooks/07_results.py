@@ -59,7 +59,7 @@ df = R.load_results(RESULTS_DIR)
 pd.set_option("display.max_colwidth", None)   # claims and notes in full, never cut with "…"
 pd.set_option("display.precision", 3)
 progress = C.progress_table(EXPERIMENTS_DIR, RESULTS_DIR)
-plots.save_table(progress.reset_index(), "05_progress", tab_dir)
+plots.save_table(progress.reset_index(), "07_progress", tab_dir)
 progress
 
 # %% [markdown]
@@ -94,7 +94,7 @@ noisy = R.wide_table(df, {"1-shot": C.NOISY["1-shot"], "5-shot": C.NOISY["5-shot
 drug_noisy = pd.concat([R.drug_columns(df, *C.DRUG_NOISY["drug η=4"]),   # rank-sim-loss: the ablation grid
                         R.drug_columns(df, *C.RANK_CELL[C.DRUG_NOISY["drug η=4"]], ("rank-sim-loss",))])
 noisy_table = with_drug(noisy, drug_noisy)
-show(noisy_table, "05_noisy")
+show(noisy_table, "07_noisy")
 
 # %% [markdown]
 # ## Limited budgets (clean tasks, 16 meta-training classes; drug: the clean molecular tasks)
@@ -102,7 +102,7 @@ show(noisy_table, "05_noisy")
 # %%
 budget = R.wide_table(df, {"1-shot": C.BUDGET16["1-shot"], "5-shot": C.BUDGET16["5-shot"]})
 budget_table = with_drug(budget, R.drug_columns(df, *C.DRUG["clean"]))
-show(budget_table, "05_budget16")
+show(budget_table, "07_budget16")
 
 # %% [markdown]
 # ## Ablations (noise 0.6; drug η = 4)
@@ -121,7 +121,7 @@ abl_methods = ("ats-random-phi", "rank-sim-loss", "ats-loss-only", "ats-sim-only
                "ats-reweight (all P)", "ats")
 abl = R.wide_table(abl_df, {"1-shot": C.ABLATIONS["1-shot"], "5-shot": C.ABLATIONS["5-shot"]}, abl_methods)
 abl_table = with_drug(abl, R.drug_columns(abl_df, *C.ABLATIONS["drug η=4"], abl_methods), abl_methods)
-show(abl_table, "05_ablations")
+show(abl_table, "07_ablations")
 
 # %% [markdown]
 # The two `ats-reweight` variants side by side:
@@ -138,7 +138,7 @@ for label, cells in rw_cells.items():
         rw.append({"setting": label, "update on": variant,
                    "score": R.fmt(st["mean"].iloc[0], st["ci95"].iloc[0], sc, dg) if len(st) else "–",
                    "seeds": int(st["n"].iloc[0]) if len(st) else 0})
-show(pd.DataFrame(rw), "05_reweight")
+show(pd.DataFrame(rw), "07_reweight")
 
 # %% [markdown]
 # ## Effect of the noise ratio (1-shot) and of the drug noise scale, with the BNS row
@@ -146,19 +146,19 @@ show(pd.DataFrame(rw), "05_reweight")
 # %%
 ratio_table = R.wide_table(df, C.RATIOS)
 ratio_table = pd.concat([ratio_table, pd.DataFrame([R.bns_row(df, C.RATIOS)])], ignore_index=True)
-show(ratio_table, "05_noise_ratio")
+show(ratio_table, "07_noise_ratio")
 
 # %%
 drug_table = R.wide_table(df, C.DRUG, scale=1.0, digits=3)
 drug_table = pd.concat([drug_table, pd.DataFrame([R.bns_row(df, C.DRUG, scale=1.0, digits=3)])], ignore_index=True)
-show(drug_table, "05_drug_noise")
+show(drug_table, "07_drug_noise")
 
 # %% [markdown]
 # ## Effect of the budget (1-shot, clean tasks)
 
 # %%
 budgets = {f"{b} classes": v for b, v in C.BUDGETS.items()}
-show(R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")), "05_budgets")
+show(R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")), "07_budgets")
 
 # %% [markdown]
 # ## Beyond the paper: equal compute, harder noise, the clean reference, a longer run
@@ -166,7 +166,7 @@ show(R.wide_table(df, budgets, ("uniform", "gcp", "ats", "rank-sim-loss")), "05_
 # `1000 steps 5-shot` the same for 5-shot (trained on the 2-core CPU).
 
 # %%
-show(R.wide_table(df, C.BEYOND, ("uniform", "ats", "rank-sim-loss")), "05_beyond")
+show(R.wide_table(df, C.BEYOND, ("uniform", "ats", "rank-sim-loss")), "07_beyond")
 
 # %% [markdown]
 # ## Significance: ATS against uniform, BNS and the rank-sim-loss ranking
@@ -188,7 +188,7 @@ for c in sig_show.columns:
         sig_show[c] = sig_show[c].map(lambda v: "–" if pd.isna(v) else f"{v:.2g}")
     elif c.startswith(("ATS-", "CI ")):
         sig_show[c] = sig_show[c].map(lambda v: "–" if pd.isna(v) else f"{v:+.4f}")
-show(sig_show.fillna("–"), "05_significance")
+show(sig_show.fillna("–"), "07_significance")
 
 # %% [markdown]
 # ### The null check: two samplers that are uniform in distribution
@@ -207,7 +207,7 @@ for label, cell in (("1-shot", "1shot"), ("5-shot", "5shot")):
                       "ats-random-phi − uniform (points)": "–" if not n else f"{d * 100:+.2f}",
                       "p over seeds": "–" if n < 2 else f"{p_seeds:.2g}",
                       "p over tasks (conditional)": "–" if not n else f"{p_tasks:.2g}"})
-show(pd.DataFrame(null_rows), "05_null_check")
+show(pd.DataFrame(null_rows), "07_null_check")
 
 # %% [markdown]
 # ### Runs that kept their start
@@ -220,7 +220,7 @@ kept = df[df["start_val"].notna() | df["kept_start"].astype(bool)].copy()
 kept["kept"] = (kept["best_step"].astype(float) == 0) | kept["kept_start"].astype(bool)
 kept_table = (kept.groupby(["grid", "cell"], sort=True)["kept"].agg(["count", "sum"]).reset_index()
               .rename(columns={"count": "runs", "sum": "kept the step-0 model"}))
-show(kept_table, "05_kept_start")
+show(kept_table, "07_kept_start")
 
 # %% [markdown]
 # ## Plots: accuracy against noise ratio and against budget
@@ -250,7 +250,7 @@ axes[0].set_title(f"grid noise-ratio: 1-shot, 150 steps from the clean-pretraine
 axes[1].set_title(f"grid budget: 1-shot, clean tasks, 300 steps from scratch, {seed_range(C.BUDGETS)} seeds",
                   fontsize=8)
 fig.tight_layout()
-plots.savefig(fig, "05_noise_budget", fig_dir)
+plots.savefig(fig, "07_noise_budget", fig_dir)
 
 # %% [markdown]
 # ## Probability mass on noisy tasks over training, and noise AUC per method (noise 0.6, 1-shot)
@@ -280,8 +280,8 @@ axes[1].axhline(0.5, ls=":", color="grey")
 axes[1].set_xticks(range(len(a1)), a1["method"], rotation=35, ha="right", fontsize=7)
 axes[1].set_ylabel("noise AUC (2nd half)"), axes[1].set_ylim(0, 1.05)
 fig.tight_layout()
-plots.savefig(fig, "05_noisy_mass", fig_dir)
-show(aucs, "05_noise_auc")
+plots.savefig(fig, "07_noisy_mass", fig_dir)
+show(aucs, "07_noise_auc")
 
 # %% [markdown]
 # ## The decisive long study (grid `decisive`)
@@ -301,15 +301,15 @@ WARM_METHODS = ("uniform", "rank-sim-loss", "ats", "ats-warmup")
 decisive_panels = {label: (df, g, c, C.DECISIVE_METHODS) for label, (g, c) in C.DECISIVE.items()}
 decisive_panels["1-shot warm-up"] = (warm, "decisive", "1shot", WARM_METHODS)
 decisive = R.wide_table(df, C.DECISIVE, C.DECISIVE_METHODS, show_n=True)
-show(decisive, "05_decisive")
+show(decisive, "07_decisive")
 
 # %%
 # ATS against each method: seeds both ran, the mean difference (points), the seed-paired p, the
 # hierarchical bootstrap 95% CI, the over-task p (conditional on the trained models) and the verdict
 others = ("uniform", "uniform-val", "spl", "rank-sim-loss", "ats-cheap", "oracle-clean")
-display(show(R.versus(df, C.DECISIVE, others), "05_decisive_significance"))
+display(show(R.versus(df, C.DECISIVE, others), "07_decisive_significance"))
 # the fixed ranking of Proposition 1 (the same two factors, no network) against the non-adaptive methods
-show(R.versus(df, C.DECISIVE, ("uniform", "uniform-val", "spl"), method="rank-sim-loss"), "05_decisive_rank")
+show(R.versus(df, C.DECISIVE, ("uniform", "uniform-val", "spl"), method="rank-sim-loss"), "07_decisive_rank")
 
 # %% [markdown]
 # The same comparisons seed by seed: each dot is one seed's ATS minus the other method (test
@@ -328,7 +328,7 @@ for ax, (label, (g, c)) in zip(axes[0], C.DECISIVE.items()):
     plots.seed_differences(diffs, ax=ax, title=f"{label}: grid decisive/{c}\nATS − method, one dot per seed (n seeds)",
                            unit="test accuracy difference (points)")
 fig.tight_layout()
-plots.savefig(fig, "05_decisive_seeds", fig_dir)
+plots.savefig(fig, "07_decisive_seeds", fig_dir)
 
 # %%
 fig, axes = plt.subplots(1, len(decisive_panels), figsize=(4.2 * len(decisive_panels), 3.4), squeeze=False)
@@ -369,7 +369,7 @@ for ax, (label, (frame, g, c, methods)) in zip(axes[0], decisive_panels.items())
 if with_lines is not None:
     plots.legend_outside(with_lines)
 fig.tight_layout()
-plots.savefig(fig, "05_decisive_curves", fig_dir)
+plots.savefig(fig, "07_decisive_curves", fig_dir)
 
 # %% [markdown]
 # ### The authors' scheduler warm-up
@@ -381,7 +381,7 @@ plots.savefig(fig, "05_decisive_curves", fig_dir)
 
 # %%
 show(R.versus(warm, {"1-shot 1000": C.DECISIVE["1-shot 1000"]}, ("ats", "uniform", "uniform-val", "spl", "rank-sim-loss"),
-              method="ats-warmup", name="ATS with warm-up").drop(columns="setting"), "05_decisive_warmup")
+              method="ats-warmup", name="ATS with warm-up").drop(columns="setting"), "07_decisive_warmup")
 
 # %% [markdown]
 # ## Statistical power
@@ -402,7 +402,7 @@ for label, (g, c) in {"noisy 1-shot (150 steps)": C.NOISY["1-shot"], "noisy 5-sh
                         "detectable (seeds run)": round(R.power(df, g, c, "ats", other) * 100, 2),
                         "detectable (5 seeds)": round(R.power(df, g, c, "ats", other, n=5) * 100, 2),
                         "detectable (10 seeds)": round(R.power(df, g, c, "ats", other, n=10) * 100, 2)})
-show(pd.DataFrame(pw_rows), "05_power")
+show(pd.DataFrame(pw_rows), "07_power")
 
 # %% [markdown]
 # ## The pre-registered budget test
@@ -421,16 +421,16 @@ if bp["complete"]:
     row.update({"best fixed rule (validation)": bp["best_fixed"], "ATS − it (pts)": round(bp["diff"] * 100, 2),
                 "95% CI": f"[{bp['ci'][0] * 100:+.2f}, {bp['ci'][1] * 100:+.2f}]", "p": f"{bp['p']:.2g}",
                 "seeds above 0": bp["above"]})
-show(pd.DataFrame([row]), "05_budget_binding")
+show(pd.DataFrame([row]), "07_budget_binding")
 
 # %%
 # The method means stay hidden until the 20 seeds are in: the plan extends the grid on the spread
 # of the differences alone, never on how they look.
 pairs = R.pairwise(df, *B_CELL, R.BUDGET_FIXED + ("ats",)).round(3)
-show(pairs if bp["complete"] else pairs[["a", "b", "seeds"]], "05_budget_pairs")
+show(pairs if bp["complete"] else pairs[["a", "b", "seeds"]], "07_budget_pairs")
 
 # %%
-show(R.prob_correlations_by_part(R.pool_records(df, *B_CELL, "ats")).round(3), "05_budget_quarters")
+show(R.prob_correlations_by_part(R.pool_records(df, *B_CELL, "ats")).round(3), "07_budget_quarters")
 
 # %% [markdown]
 # ## The claims, tested
@@ -443,13 +443,13 @@ show(R.prob_correlations_by_part(R.pool_records(df, *B_CELL, "ats")).round(3), "
 
 # %%
 cl = C.claims(df)
-show(cl, "05_claims")
+show(cl, "07_claims")
 
 # %%
 published = {d: Path(RESULTS_DIR) / f"claims_{d}.csv" for d in ("2026-11-27", "2026-12-02")}
 verdicts = C.verdict_changes(df, {d: pd.read_csv(f) for d, f in published.items() if f.is_file()})
 print(f"{int(verdicts['changed'].sum())} of {len(verdicts)} verdicts differ from the published ones")
-show(verdicts, "05_verdicts")
+show(verdicts, "07_verdicts")
 
 # %% [markdown]
 # ## The results block of REPRODUCTION.md
