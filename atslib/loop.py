@@ -43,7 +43,7 @@ from .store import (
 )
 from .version import __version__
 
-_START_VAL: dict = {}      # validation of starting models, shared by the runs of one process
+_START_VAL: dict = {}      # (start's cache file, key) -> validation of that start, shared by the runs of one process
 
 
 def start_validation(run: "Run") -> float:
@@ -59,14 +59,15 @@ def start_validation(run: "Run") -> float:
         return run.validate()
     key = json.dumps({"data": run.setup.data.sha256, **{k: getattr(cfg, k) for k in START_VAL_KEYS}}, sort_keys=True)
     cache = Path(cfg.init) / START_VAL
-    if key not in _START_VAL:
+    here = (str(cache.resolve()), key)      # the process's cache is per start too, like the file
+    if here not in _START_VAL:
         saved = json.loads(cache.read_text()) if cache.is_file() else {}
         if key not in saved:
             saved = {**saved, key: run.validate()}
             with contextlib.suppress(OSError):          # a read-only start still works, uncached
                 write_json(cache, saved)
-        _START_VAL[key] = float(saved[key])
-    return _START_VAL[key]
+        _START_VAL[here] = float(saved[key])
+    return _START_VAL[here]
 
 
 class Run:

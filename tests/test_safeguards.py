@@ -134,6 +134,18 @@ def test_the_starting_model_is_a_checkpoint_candidate(tmp_path):
     assert legacy.summary["best_step"] > 0 and legacy.summary["start_val"] is None
 
 
+def test_each_start_has_its_own_validation_in_one_process(tmp_path):
+    """Two runs in one process from two different starts (as a sweep's seeds are) each get their
+    own start's validation - the start's best validation score, on the same tasks - not the first's."""
+    starts = [meta_train(tiny_config(method="uniform", steps=steps, seed=s), out=tmp_path / f"start{s}")
+              for s, steps in ((0, 6), (1, 2))]
+    assert starts[0].summary["best_val"] != starts[1].summary["best_val"]
+    for s, start in enumerate(starts):
+        run = meta_train(tiny_config(method="uniform", steps=2, seed=s, init=str(tmp_path / f"start{s}")),
+                         out=tmp_path / f"run{s}")
+        assert run.summary["start_val"] == start.summary["best_val"]
+
+
 def test_scheduler_warmup_trains_phi_while_theta_stays():
     """The authors' warm-up: during the first W steps phi learns from its look-aheads, theta's
     updates are not applied; afterwards both move."""

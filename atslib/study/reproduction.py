@@ -18,6 +18,7 @@ Pure functions over ``results/<grid>/summary.csv`` and the runs' ``test_scores.c
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from ..metrics import (
 )
 from ..registry import METHODS, NON_ADAPTIVE
 from ..registry import label as method_label
-from ..store import CONFIG, HISTORY, POOLS, START_TEST_KEYS, SUMMARY, TEST_SCORES
+from ..store import CONFIG, HISTORY, POOLS, START_TEST_KEYS, START_VAL_KEYS, SUMMARY, TEST_SCORES
 
 # BNS candidates: the paper's non-adaptive schedulers. uniform-val (our control) is left out: it
 # meta-trains on meta-val tasks, so its validation score is optimistic and cannot choose fairly.
@@ -78,6 +79,17 @@ def with_start_candidate(df: pd.DataFrame, root) -> pd.DataFrame:
     ``kept_start`` is True. Runs that validated their start themselves are left as they are.
     The settings compared are ``store.START_TEST_KEYS``: those the start's validation depends on
     (``store.START_VAL_KEYS``, the key of ``loop.start_validation``'s cache) and ``n_test_tasks``.
+
+    Runs that validated their start (``validate_start``) but took another start's score: until
+    2026-12-04 ``loop.start_validation`` kept one score per process and settings, not per start,
+    so in a process that trained several seeds, each from its own start, the later runs compared
+    their checkpoints with the first start's score. Their start's own score is its ``--init``
+    run's ``best_val`` (the same model on the same tasks: runs unaffected by the bug match it to
+    the last digit); ``start_val`` is set to it and the choice is made again from the run's
+    validation history (the trained checkpoint is kept only if some validation beat the start).
+    A run that kept a trained checkpoint the start beats now keeps the start (its test is the
+    start's, as above); a run that kept the start although a trained checkpoint beat it cannot be
+    corrected without that checkpoint's test: it is left as it is, with a warning to retrain it.
     """
     df = df.copy()
     root = Path(root)
@@ -86,7 +98,7 @@ def with_start_candidate(df: pd.DataFrame, root) -> pd.DataFrame:
         if not f.is_file():
             continue
         cfg = json.loads(f.read_text())["config"]
-        if not cfg.get("init") or "validate_start" in cfg:
+        if not cfg.get("init") or cfg.get("validate_start") is False:
             continue
         init = Path(cfg["init"])
         if not (init / SUMMARY).is_file():            # paths are saved relative to the repository
@@ -94,11 +106,30 @@ def with_start_candidate(df: pd.DataFrame, root) -> pd.DataFrame:
         if not (init / SUMMARY).is_file():
             continue
         icfg = json.loads((init / CONFIG).read_text())["config"]
-        if any(icfg.get(k) != cfg.get(k) for k in START_TEST_KEYS):
-            continue
         start = json.loads((init / SUMMARY).read_text())
+        own = "validate_start" in cfg
+        if any(icfg.get(k) != cfg.get(k) for k in (START_VAL_KEYS if own else START_TEST_KEYS)):
+            continue
+        if own:
+            if float(r["start_val"]) == float(start["best_val"]):
+                continue                              # the run validated its own start
+            df.at[i, "start_val"] = float(start["best_val"])
+            val = pd.read_csv(Path(r["dir"]) / HISTORY).get("val_acc", pd.Series(dtype=float))
+            trained = float(val.max()) if val.notna().any() else -np.inf
+            if trained > float(start["best_val"]):
+                if int(r["best_step"]) == 0:
+                    warnings.warn(f"{r['dir']}: kept its start on another start's score, although step "
+                                  f"{int(val.idxmax())}'s validation beats its own start; retrain it", RuntimeWarning)
+                continue                              # the trained checkpoint it kept stays
+            if int(r["best_step"]) == 0:
+                df.at[i, "best_val"] = float(start["best_val"])
+                continue                              # it kept its start, rightly
+            if any(icfg.get(k) != cfg.get(k) for k in START_TEST_KEYS):
+                warnings.warn(f"{r['dir']}: its start beats its checkpoint, but the start was tested on other "
+                              f"tasks; retrain it", RuntimeWarning)
+                continue
         df.at[i, "start_val"] = float(start["best_val"])
-        if float(start["best_val"]) >= float(r["best_val"]):
+        if float(start["best_val"]) >= float(r["best_val"]) or own:
             for k in ("test_mean", "test_ci95", "best_val"):
                 df.at[i, k] = start[k]
             df.at[i, "best_step"] = 0
