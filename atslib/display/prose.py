@@ -1,7 +1,7 @@
 """Result paragraphs written from the data: a notebook reads each table and figure in words.
 
 ``say(text)`` shows a Markdown paragraph (rendered in JupyterLab and in the executed HTML copy,
-printed as plain text elsewhere) and returns it, so a paragraph is a value a test can read. Its
+printed as plain text elsewhere; it returns nothing, so a cell ending in it shows it once). Its
 numbers come from the notebook's data through the formatters below, never typed in, so the words
 stay true when the results change:
 
@@ -17,8 +17,8 @@ import math
 __all__ = ["say", "pts", "pct", "pval", "seeds", "ci", "compare", "num"]
 
 
-def say(text: str) -> str:
-    """Show ``text`` as a Markdown paragraph under IPython (printed otherwise); returns it."""
+def say(text: str) -> None:
+    """Show ``text`` as a Markdown paragraph under IPython (printed otherwise), its lines joined."""
     text = " ".join(line.strip() for line in str(text).strip().splitlines())
     try:
         from IPython import get_ipython
@@ -29,7 +29,6 @@ def say(text: str) -> str:
         display(Markdown(text))
     else:
         print(text)
-    return text
 
 
 def num(x: float, digits: int = 2) -> str:
