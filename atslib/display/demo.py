@@ -1,4 +1,4 @@
-"""The small committed demo runs that notebooks 03 and 06 read by default.
+"""The small committed demo runs that notebook 03_factors reads by default.
 
 ``python -m atslib.display.demo [--steps S] [--only NAME ...]`` (re)trains them into ``results/demo/``
 (records only are committed: config, history, summary, test scores, pool records). Finished runs
