@@ -29,11 +29,14 @@
 # - what φ alone learns in a few dozen steps with θ frozen: how fast its ranking of clean above noisy
 #   tasks forms, and how slowly its probabilities follow.
 #
-# **How long.** Run All takes about a minute on two CPU cores (about 50 s of CPU time: the one-step
-# lesson in float64, for exact checks, then `STEPS_FROZEN` steps that train φ only, in float32 as
-# runs do; 1m45 measured while test suites shared the cores); nothing long trains. `SMOKE = True`
-# takes about 15 s of CPU, most of it imports and `torch.func`'s first call. Figures go to
-# `build/figures/` (or `FIG_DIR`).
+# **How long.** Run All takes about 60 s on two CPU cores at light load (the one-step lesson in
+# float64, for exact checks, then `STEPS_FROZEN` steps that train φ only, in float32 as runs do;
+# nearly twice that while other jobs share the cores); nothing long trains. `SMOKE = True` takes
+# about 15 s, most of it imports and `torch.func`'s first call. Figures go to `build/figures/`
+# (or `FIG_DIR`).
+#
+# **Where this sits in the course.** Previous: `03_factors` (what the two factors look like over
+# whole training runs). Next: `05_race` (ATS and three other schedulers trained side by side, live).
 
 # %% tags=["parameters"]
 SMOKE = False
@@ -625,9 +628,11 @@ say(f"1. The factors are plain autograd: a loop and `vmap(grad(...))` agree with
     f"{(late['noisy_mass'] - late['pool_noisy']).mean():+.3f} in the second half (φ's lr {cfg.scheduler_lr:g}).")
 
 # %% [markdown]
-# **Try this.**
+# ## Try this
 # - `PHI_LR = 1e-2`: φ's probability mass falls well below the pool's noisy share within the same steps
 #   (the ranking is learnt early; the learning rate sets how fast the mass follows).
+#
+# More to try:
 # - `NOISE = 0.2` or `0.9` (or the slider): with few noisy tasks there is little to avoid; with almost
 #   all noisy, does φ still find the few clean ones? (Pools without a clean task have no AUC: gaps in the curve.)
 # - `METHOD_FROZEN = "ats-loss-only"` or `"ats-sim-only"`: the scheduler reads one factor; the AUCs of §3
