@@ -9,7 +9,7 @@ PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 sweep() { $PY -m atslib sweep "$@" --quiet; }
 sweep experiments/decisive.yaml --out results/decisive --only 1shot oracle-clean
-for s in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19; do
+for s in $(seq 0 29); do     # 20-29: the interim look's rule (2026-12-04)
   sweep experiments/budget-binding.yaml --out results/budget-binding --only b16 --seeds $s
   if [ "$s" -lt 5 ]; then sweep experiments/budget-binding.yaml --out results/budget-binding --only b64 --seeds $s; fi
 done

@@ -166,8 +166,9 @@ else:
     say(f"""**In progress: the pre-registered limited-budget test.** Its plan was written before its runs
     (REPRODUCTION.md, 2026-12-02): 16 meta-training classes, 1-shot, 800 steps from scratch, where
     the budget binds, and one primary test, ATS minus the best fixed rule (chosen by validation),
-    paired over 20 seeds at level 0.01 (extended to 30 seeds if the spread of the differences after
-    10 seeds exceeds 1.3 points). {bp['seeds']} of 20 seeds have all four methods so far. No
+    paired over seeds at level 0.01: 20 planned, and {R.BUDGET_SEEDS} since the plan's look at the
+    spread of the differences after 10 seeds (blind to their means) found it above 1.3 points.
+    {bp['seeds']} of {R.BUDGET_SEEDS} seeds have all four methods so far. No
     conclusion is drawn from the interim numbers; the verdict waits for all the seeds.""");
 
 # %% [markdown]
@@ -641,33 +642,34 @@ the paper's trends, so these curves are no evidence for or against them.""");
 # %% [markdown]
 # ## In progress: the pre-registered limited-budget test
 # The plan (REPRODUCTION.md, written 2026-12-02 before its runs): 16 meta-train classes, 1-shot,
-# from scratch, 800 steps, seeds 0–19 (each its own class subset); uniform, `rank-sim-loss`,
+# from scratch, 800 steps, seeds 0–19 (each its own class subset; extended to 0–29 by the plan's
+# rule after the interim look at the spread, 2026-12-04); uniform, `rank-sim-loss`,
 # `rank-sim+loss` (the other sign: hard and aligned tasks) and ATS. The one primary test: ATS minus
-# the fixed rule with the best validation accuracy, paired over the 20 seeds, level 0.01. Until
+# the fixed rule with the best validation accuracy, paired over all the seeds, level 0.01. Until
 # every seed has all four methods the result is "pending", and the differences are not shown.
 
 # %%
 B_CELL = C.BUDGET_BINDING
-row = {"seeds with all four methods": bp["seeds"], "of": 20, "complete": bp["complete"],
+row = {"seeds with all four methods": bp["seeds"], "of": R.BUDGET_SEEDS, "complete": bp["complete"],
        "uniform 64 − 16 classes (pts)": round(C._budget_gap(df, C.BUDGET_BINDING, C.BUDGET_CONTROL), 2)}
 if bp["complete"]:
     row.update({"best fixed rule (validation)": bp["best_fixed"], "ATS − it (pts)": round(bp["diff"] * 100, 2),
                 "95% CI": f"[{bp['ci'][0] * 100:+.2f}, {bp['ci'][1] * 100:+.2f}]", "p": f"{bp['p']:.2g}",
                 "seeds above 0": bp["above"]})
 display(show(pd.DataFrame([row]), "07_budget_binding"))
-say(f"""**What this shows.** {bp['seeds']} of 20 seeds have finished all four methods
+say(f"""**What this shows.** {bp['seeds']} of {R.BUDGET_SEEDS} seeds have finished all four methods
 ({'complete' if bp['complete'] else 'the test is pending; no conclusion is drawn until every seed is in'}).
 The control shows the budget binds at 800 steps: uniform with all 64 classes beats uniform with 16
 by {pts(row['uniform 64 − 16 classes (pts)'])} (the plan's rule: at least {num(C.BINDS_AT, 1)} points).""");
 
 # %%
-# The method means stay hidden until the 20 seeds are in: the plan extends the grid on the spread
+# The method means stay hidden until every seed is in: the plan extends the grid on the spread
 # of the differences alone, never on how they look.
 pairs = R.pairwise(df, *B_CELL, R.BUDGET_FIXED + ("ats",)).round(3)
 display(show(pairs if bp["complete"] else pairs[["a", "b", "seeds"]], "07_budget_pairs"))
 say(f"""**What this shows.** The six pairwise comparisons the plan lists as secondary, with the seeds
 each pair has so far ({int(pairs['seeds'].min())}–{int(pairs['seeds'].max())}).
-{'' if bp['complete'] else 'Their differences stay hidden until all 20 seeds are in, so that nothing about them can steer the study.'}""");
+{'' if bp['complete'] else f'Their differences stay hidden until all {R.BUDGET_SEEDS} seeds are in, so that nothing about them can steer the study.'}""");
 
 # %%
 quarters = show(R.prob_correlations_by_part(R.pool_records(df, *B_CELL, "ats")).round(3), "07_budget_quarters")
@@ -849,13 +851,13 @@ say(f"""1. On noisy tasks with 1000 steps ATS beats uniform by {pts(d1['uniform'
 2. The fixed ranking by similarity and loss ties it ({pts(d1['rank-sim-loss']['points'])}), because
 the loss alone flags the noisy tasks (AUC {num(sep_long['auc_loss'], 3)}).<br>
 3. The 150- and 300-step tables cannot test the paper's trends (noisy 1-shot: {kept_words(C.NOISY['1-shot'])}
-kept their start), and the pre-registered budget test has {bp['seeds']} of 20 seeds.""");
+kept their start), and the pre-registered budget test has {bp['seeds']} of {R.BUDGET_SEEDS} seeds.""");
 
 # %% [markdown]
 # ## Try this
 # Set `RESULTS_DIR` to another folder of sweep results (for example a copy of `results/` after the
 # budget-binding runs finish) and Run All: every table, paragraph and verdict is recomputed from
-# the runs found there. With all 20 seeds of `budget-binding`, the pre-registered test prints its
+# the runs found there. With all the seeds of `budget-binding`, the pre-registered test prints its
 # verdict and the pair table shows the differences.
 #
 # The results block of `REPRODUCTION.md` is rewritten from the saved tables by

@@ -19,6 +19,7 @@ from ..paths import FIGURES_DIR, REPORT
 from ..metrics import holm
 from ..store import REUSED_FROM, SUMMARY
 from .reproduction import (
+    BUDGET_SEEDS,
     LEVEL,
     NON_ADAPTIVE,
     bns,
@@ -272,7 +273,7 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         rows.append({"claim": c6, "paper": p6, "verdict": "pending",
                      "ours": (f"300-step cell: Spearman(prob, loss) {rc['rho_loss']:+.3f}, (prob, similarity) "
                               f"{rc['rho_sim']:+.3f}, but the budget does not bind there (uniform 64 − 16 classes "
-                              f"{gap:+.2f} pts); the binding 800-step grid has {primary['seeds']} of 20 seeds")})
+                              f"{gap:+.2f} pts); the binding 800-step grid has {primary['seeds']} of {BUDGET_SEEDS} seeds")})
     # 7. the paper's "Rank by Sim/Loss" ablation: ATS above the fixed ranking
     c, paper = "ATS beats the fixed ranking by similarity and loss (the paper's Rank by Sim/Loss)", "+1.37 (1-shot), +1.60 (5-shot) points"
     ref = {"1-shot 1000": 1.37, "5-shot 1000": 1.60}
@@ -312,7 +313,7 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
     gap = _budget_gap(df, BUDGET_BINDING, BUDGET_CONTROL)
     if not primary["complete"]:
         rows.append({"claim": c, "paper": paper, "verdict": "pending",
-                     "ours": f"{primary['seeds']} of 20 seeds finished (all four methods)"
+                     "ours": f"{primary['seeds']} of {BUDGET_SEEDS} seeds finished (all four methods)"
                              + (f"; uniform 64 − 16 classes {gap:+.2f} pts" if np.isfinite(gap) else "")})
     else:
         lo, hi = primary["ci"]
