@@ -381,17 +381,18 @@ def test_budget_primary_takes_the_fixed_rule_best_on_validation(tmp_path):
     from atslib.study import reproduction as R
     rng = np.random.default_rng(4)
     base = rng.uniform(0.3, 0.7, 100)
-    offs = rng.normal(0, 0.003, 20)
+    n = R.BUDGET_SEEDS                         # 30: the plan's 20, extended by its interim look
+    offs = rng.normal(0, 0.003, n)
     cell = {"uniform": (0.40, [base + o for o in offs]),
             "rank-sim-loss": (0.45, [base + 0.01 + o for o in offs]),          # best validation
             "rank-sim+loss": (0.42, [base + 0.03 + o for o in offs]),          # best test: never chosen on test
-            "ats": (0.44, [base + 0.02 + o + e for o, e in zip(offs, rng.normal(0, 0.002, 20))])}
+            "ats": (0.44, [base + 0.02 + o + e for o, e in zip(offs, rng.normal(0, 0.002, n))])}
     fake_results(tmp_path, {("budget-binding", "b16"): cell})
     df = R.load_results(tmp_path)
     r = R.budget_primary(df)
-    assert r["complete"] and r["seeds"] == 20 and r["best_fixed"] == "rank-sim-loss"
+    assert r["complete"] and r["seeds"] == n and r["best_fixed"] == "rank-sim-loss"
     assert r["diff"] == pytest.approx(0.01, abs=0.002) and r["p"] < 0.01 and r["ci"][0] < r["diff"] < r["ci"][1]
-    assert not R.budget_primary(df[df.seed < 10])["complete"]
+    assert not R.budget_primary(df[df.seed < 20])["complete"]
     t = R.pairwise(df, "budget-binding", "b16", ("uniform", "rank-sim-loss", "rank-sim+loss", "ats"))
     ok = t["p"].notna()                       # differences with no spread over seeds have no t-test
     assert len(t) == 6 and ok.sum() >= 3 and (t.loc[ok, "p (Holm)"] >= t.loc[ok, "p"]).all()
