@@ -17,7 +17,7 @@ from .evaluate import evaluate_run
 from .guards import NonFiniteError
 from .ingest.importers import LAYOUTS, format_summary, import_dataset
 from .loop import Run
-from .paths import FIGURES_DIR, REPORT
+from .paths import FIGURES_DIR, README, REPORT
 from .store import BEST, RunError
 from .study import EXECUTORS
 
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=str(REPORT), help="the document (default REPRODUCTION.md)")
     r.add_argument("--tables", default=str(FIGURES_DIR / "tables"),
                    help="where notebooks 07 and 09 saved their tables (default figures/tables, as make figures does)")
+    r.add_argument("--readme", default=None,
+                   help="the document whose findings table to rewrite too (default: README.md when --out is "
+                        "the default REPRODUCTION.md, else none)")
     d = sub.add_parser("data", help="import a few-shot dataset you have on disk (miniImageNet, Omniglot, ...)")
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     di = dsub.add_parser("import", help="write the image contract from a dataset folder (nothing is downloaded)")
@@ -211,11 +214,12 @@ def cmd_eval(args) -> int:
 def cmd_report(args) -> int:
     from .study.claims import write_report
     try:
-        missing = write_report(args.out, args.tables)
+        readme = args.readme or (str(README) if Path(args.out).resolve() == REPORT.resolve() else None)
+        missing = write_report(args.out, args.tables, readme)
     except (FileNotFoundError, ValueError) as e:
         print(f"python -m atslib report: error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.out}: results block rewritten from {args.tables}"
+    print(f"{args.out}: results block rewritten from {args.tables}" + (f"; {readme}: findings table" if readme else "")
           + (f" (tables not found, left out: {', '.join(missing)})" if missing else ""))
     return 0
 

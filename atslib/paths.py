@@ -14,5 +14,6 @@ FIGURES_DIR = ROOT / "figures"            # the committed gallery: written by `m
 BUILD_DIR = ROOT / "build"                # everything else a run or notebook writes (git-ignored)
 BUILD_FIG_DIR = BUILD_DIR / "figures"
 REPORT = ROOT / "REPRODUCTION.md"         # written by `python -m atslib report` only
+README = ROOT / "README.md"               # its findings table too (between its markers)
 
-__all__ = ["ROOT", "DATA_DIR", "RESULTS_DIR", "FIGURES_DIR", "BUILD_DIR", "BUILD_FIG_DIR", "REPORT"]
+__all__ = ["ROOT", "DATA_DIR", "RESULTS_DIR", "FIGURES_DIR", "BUILD_DIR", "BUILD_FIG_DIR", "REPORT", "README"]

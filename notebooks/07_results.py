@@ -843,6 +843,78 @@ seeds, grid `long`), the pattern the decisive study then tested with 10 seeds; a
 flip-noise cells give {pts(bf['flip 0.4'])} (flip 0.4) and {pts(bf['flip 0.2'])} (flip 0.2).""");
 
 # %% [markdown]
+# ### The README's table of findings
+# The front page's "What we found" is this table, written from the same numbers (`python -m atslib
+# report` copies it into README.md, as it copies the saved tables into REPRODUCTION.md).
+
+# %%
+def verdict_word(r, name):
+    """'beats NAME' / 'loses to NAME' / 'ties NAME' from a `R.versus` row's verdict at 0.01."""
+    v = "" if r is None else r.iloc[-1]
+    return f"beats {name}" if v.endswith("better") else f"loses to {name}" if v.endswith("worse") else f"does not beat {name}"
+
+
+def holm_words(r):
+    return f"Holm {r['p (Holm)']:.2g}" + ("" if r["p (Holm)"] < 0.01 else ": not shown at 0.01")
+
+
+mean1 = R.cell_stats(df, *C.DECISIVE["1-shot 1000"]).set_index("method")["mean"] * 100
+dec_u = df[(df.grid == C.DECISIVE["1-shot 1000"][0]) & (df.cell == C.DECISIVE["1-shot 1000"][1]) & (df.method == "uniform")]
+u_start = int(((dec_u["best_step"].astype(float) == 0) | dec_u["kept_start"].astype(bool)).sum())
+mol_u = R.paired(df, *C.DRUG_NOISY["drug η=4"], "ats", "uniform")
+mol_cell = C.DRUG_NOISY["drug η=4"]
+mol_r = R.paired(df, *C.RANK_CELL.get(mol_cell, mol_cell), "ats", "rank-sim-loss")   # where the ranking ran
+gap800 = C._budget_gap(df, C.BUDGET_BINDING, C.BUDGET_CONTROL)
+headline = pd.DataFrame([
+    {"question": "Where does ATS win?",
+     "answer": f"Noise ratio 0.6, 1000 steps from the clean-pretrained start (grid `decisive`): ATS "
+               f"{verdict_word(d1['uniform'], 'uniform')} and {verdict_word(d1['spl'], 'SPL')} at 1-shot. "
+               f"Uniform ends as its own starting model in {u_start} of {len(dec_u)} 1-shot seeds.",
+     "the numbers (committed runs)":
+               f"1-shot: ATS {num(mean1.get('ats'))}% vs uniform {num(mean1.get('uniform'))}%, "
+               f"{pts(d1['uniform']['points'])} ({holm_words(d1['uniform'])}, {seeds(d1['uniform']['seeds'])}); "
+               f"vs SPL ({num(mean1.get('spl'))}%) {pts(d1['spl']['points'])} ({holm_words(d1['spl'])}). "
+               f"5-shot: {pts(d5['uniform']['points'])} over uniform ({holm_words(d5['uniform'])}); "
+               f"{pts(d5['spl']['points'])} over SPL ({holm_words(d5['spl'])})."},
+    {"question": "Where does a fixed rule do as well, and why?",
+     "answer": "Ranking the pool by z(similarity) − z(loss), with no network (`rank-sim-loss`), "
+               + ("ties ATS" if tie else "differs from ATS") + " (the paper puts ATS +1.37 / +1.60 points above "
+               "it at 1- / 5-shot): the loss alone flags the noisy tasks, and an "
+               "oracle that trains only on the pool's clean tasks (`oracle-clean`, never a baseline) "
+               + ("is level with ATS." if d1['oracle-clean'] is not None and d1['oracle-clean'].iloc[-1] == "no difference shown"
+                  else "is not level with ATS."),
+     "the numbers (committed runs)":
+               f"ATS − ranking: 1-shot {pts(d1['rank-sim-loss']['points'])} {d1['rank-sim-loss']['95% CI']}, "
+               f"5-shot {pts(d5['rank-sim-loss']['points'])} {d5['rank-sim-loss']['95% CI']} (95% intervals, "
+               f"{seeds(d1['rank-sim-loss']['seeds'])}). AUC of the loss alone for noisy tasks "
+               f"{num(sep_long['auc_loss'], 3)} (ATS's pools, 1-shot). Oracle {num(mean1.get('oracle-clean'))}%; "
+               f"ATS − oracle {pts(d1['oracle-clean']['points'])} {d1['oracle-clean']['95% CI']} "
+               f"({seeds(d1['oracle-clean']['seeds'])})."},
+    {"question": "Does learning the schedule pay with a limited budget?",
+     "answer": (f"ATS − the best fixed rule by validation ({bp['best_fixed']}): {pts(bp['diff'] * 100)}, "
+                f"{pval(bp['p'])} over {seeds(bp['seeds'])} (pre-registered 2026-12-02)." if bp["complete"] else
+                f"Not known yet. The test was pre-registered on 2026-12-02 (16 classes, 800 steps, ATS against "
+                f"the best of uniform and both signs of the fixed ranking; {R.BUDGET_SEEDS} seeds since the "
+                f"plan's interim look); until its seeds are in, the claim is \"pending\"."),
+     "the numbers (committed runs)":
+               f"{bp['seeds']} of {R.BUDGET_SEEDS} seeds finished. At 800 steps the budget binds (uniform "
+               f"64 − 16 classes {pts(gap800)}); at 300 steps it did not ({pts(gap300)})."},
+    {"question": "Molecules (η = 4)?",
+     "answer": f"ATS {'beats' if mol_u[1] < 0.01 and mol_u[0] > 0 else 'does not beat'} uniform; the fixed ranking "
+               f"is {'ahead of' if mol_r[0] < 0 else 'behind'} ATS (the claims table tests it with Holm's adjustment).",
+     "the numbers (committed runs)":
+               f"ATS − uniform {mol_u[0]:+.3f} R² ({pval(mol_u[1])}, {seeds(mol_u[2])}); ATS − ranking "
+               f"{mol_r[0]:+.3f} R² ({pval(mol_r[1])}, {seeds(mol_r[2])})."},
+    {"question": "Not testable at this scale",
+     "answer": "; ".join(untestable) or "none",
+     "the numbers (committed runs)":
+               f"150-step noisy 1-shot cells: {kept_words(C.NOISY['1-shot'])} kept their start; at ratio 0.8, "
+               f"{kept_words(C.RATIOS['0.8'])}."},
+])
+plots.save_table(headline, "07_headline", tab_dir)
+display(headline[["question", "answer"]])
+
+# %% [markdown]
 # ## Summary
 
 # %%

@@ -356,6 +356,26 @@ def test_report_command_writes_only_the_block_from_saved_tables(tmp_path):
     assert main(["report", "--out", str(doc), "--tables", str(tmp_path / "none")]) == 2
 
 
+def test_report_writes_the_readme_findings_table_from_the_headline_table(tmp_path):
+    from atslib.__main__ import main
+    from atslib.study.claims import END, FINDINGS, START
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pd.DataFrame({"grid": ["noisy"], "runs": [3], "done": [3], "failed": [0], "pending": [0], "CPU hours": [0.5],
+                  "GPU hours": [0.0]}).to_csv(tables / "07_progress.csv", index=False)
+    pd.DataFrame({"question": ["Where does ATS win?"], "answer": ["here"], "the numbers (committed runs)": ["+4.58"]}
+                 ).to_csv(tables / "07_headline.csv", index=False)
+    doc, readme = tmp_path / "doc.md", tmp_path / "README.md"
+    doc.write_text(f"{START}\n{END}\n")
+    readme.write_text(f"# front\n{FINDINGS[0]}\nstale\n{FINDINGS[1]}\nrest\n")
+    before = (ROOT / "README.md").read_text()
+    assert main(["report", "--out", str(doc), "--tables", str(tables)]) == 0      # another --out: no README
+    assert "stale" in readme.read_text() and (ROOT / "README.md").read_text() == before
+    assert main(["report", "--out", str(doc), "--tables", str(tables), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale" not in text and "| Where does ATS win? | here" in text and text.endswith("rest\n")
+
+
 def test_holm_against_a_hand_computation():
     from atslib.metrics import holm
     # sorted 0.01, 0.02, 0.04, 0.5 of m = 4: 4*0.01, 3*0.02, max(0.06, 2*0.04), max(0.08, 0.5)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .grid import expand, load_grid, status
-from ..paths import FIGURES_DIR, REPORT
+from ..paths import FIGURES_DIR, README, REPORT
 from ..metrics import holm
 from ..store import REUSED_FROM, SUMMARY
 from .reproduction import (
@@ -353,6 +353,8 @@ def progress_table(experiments="experiments", results="results") -> pd.DataFrame
 
 
 START, END = "<!-- results:start (written by python -m atslib report) -->", "<!-- results:end -->"
+# README.md's table of findings (notebook 07's 07_headline), between its own markers
+FINDINGS = ("<!-- findings:start (written by python -m atslib report) -->", "<!-- findings:end -->")
 
 # The results block: (section title, table name) in order; notebook 07 writes each table as
 # figures/tables/<name>.csv, and ``write_report`` (``python -m atslib report``) assembles them.
@@ -411,10 +413,12 @@ def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_report(path=REPORT, tables=FIGURES_DIR / "tables") -> list[str]:
+def write_report(path=REPORT, tables=FIGURES_DIR / "tables", readme=None) -> list[str]:
     """Rewrite the results block of ``path`` from the tables notebooks 07 and 09 saved in ``tables``
-    (``make figures`` regenerates them); returns the table names that were missing. This is the
-    only code that writes REPRODUCTION.md."""
+    (``make figures`` regenerates them), and the findings table of ``readme`` (when given; the
+    command line passes README.md when it writes REPRODUCTION.md) from 07_headline; returns the
+    table names that were missing. This is the only code that writes REPRODUCTION.md
+    and that block of README.md."""
     tables = Path(tables)
     sections, missing = {}, []
     for title, name in REPORT_SECTIONS:
@@ -428,21 +432,29 @@ def write_report(path=REPORT, tables=FIGURES_DIR / "tables") -> list[str]:
         raise FileNotFoundError(f"{progress}: no progress table; run notebook 07 first (make figures)")
     if not update_block(path, report(sections, pd.read_csv(progress).set_index("grid"))):
         raise ValueError(f"{path}: no results block (the {START!r} / {END!r} markers)")
+    headline = tables / "07_headline.csv"
+    if not headline.is_file():
+        missing.append("07_headline")
+    else:
+        findings = markdown(pd.read_csv(headline, keep_default_na=False)) + "\n"
+        update_block(path, findings, *FINDINGS)              # its answer-first section, where it has one
+        if readme is not None and not update_block(readme, findings, *FINDINGS):
+            raise ValueError(f"{readme}: no findings block (the {FINDINGS[0]!r} / {FINDINGS[1]!r} markers)")
     return missing
 
 
-def update_block(path, text: str) -> bool:
-    """Replace what lies between the START and END markers of ``path``; False if the markers are missing."""
+def update_block(path, text: str, start: str = START, end: str = END) -> bool:
+    """Replace what lies between the ``start`` and ``end`` markers of ``path``; False if they are missing."""
     path = Path(path)
     doc = path.read_text()
-    if START not in doc or END not in doc:
+    if start not in doc or end not in doc:
         return False
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{text}{END}{tail}")
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}{end}{tail}")
     return True
 
 
 __all__ = ["claims", "verdict_changes", "DECISIVE", "DECISIVE_METHODS", "report", "update_block", "write_report",
-           "REPORT_SECTIONS", "progress_table", "NOISY", "DRUG_NOISY", "RATIOS", "BUDGET16",
+           "REPORT_SECTIONS", "FINDINGS", "progress_table", "NOISY", "DRUG_NOISY", "RATIOS", "BUDGET16",
            "BUDGETS", "ABLATIONS", "DRUG", "BEYOND", "RANK_CELL", "START", "END"]
