@@ -80,36 +80,36 @@ class ATS(Method):
     baseline = property(lambda self: self.sched.baseline)
     bound = property(lambda self: self.sched.bound)
 
-    def step(self, state, x):
+    def step(self, state, inputs):
         """One iteration of the paper's Algorithm 1, top to bottom."""
         cfg = self.cfg
-        f = self._part("factors", self.factors, state, x)               # both factors of every pool task at theta
-        feats = self.inputs(f)
-        grads = TaskGrads(state.model, x.pool, cfg)                     # per-task meta-gradients, each taken once
-        info = self.train_scheduler(state, x, feats, grads) if self.train_phi and self.should_train(x) else {}
-        T = self.temperature(x.step)
+        fac = self._part("factors", self.factors, state, inputs)  # both factors of every pool task at theta
+        feats = self.scheduler_inputs(fac)
+        grads = TaskGrads(state.model, inputs.pool, cfg)                     # per-task meta-gradients, each taken once
+        info = self.train_scheduler(state, inputs, feats, grads) if self.train_phi and self.should_train(inputs) else {}
+        T = self.temperature(inputs.step)
         with torch.no_grad():                                           # the real draw, with the updated phi
-            d = self.sched.draw_inputs(feats, cfg.meta_batch, x.progress, T, x.gen)
-        out = Outcome(d.indices, d.probs.cpu(), score=d.logits.cpu(), factors=f,
+            d = self.sched.draw_inputs(feats, cfg.meta_batch, inputs.progress, T, inputs.gen)
+        out = Outcome(d.indices, d.probs.cpu(), score=d.logits.cpu(), factors=fac,
                       info={**info, "temperature": T, "entropy": entropy(d.probs)})
-        if x.step >= cfg.warmup:                                        # theta's update (not during the warm-up)
-            out.losses, out.scores = self._part("update", self.update_theta, state, x, d.indices, grads)
+        if inputs.step >= cfg.warmup:                                        # theta's update (not during the warm-up)
+            out.losses, out.scores = self._part("update", self.update_theta, state, inputs, d.indices, grads)
         return out
 
     def _part(self, part: str, fn, *args):
         return fn(*args) if self.part_hook is None else self.part_hook(part, fn, *args)
 
     # -- the pieces, in the order the step uses them ------------------------------------------
-    def factors(self, state, x):
-        return factors_of(state, x)
+    def factors(self, state, inputs):
+        return factors_of(state, inputs)
 
-    def inputs(self, f) -> torch.Tensor:
-        return self.sched.inputs(f.loss, f.sim_cos)
+    def scheduler_inputs(self, fac) -> torch.Tensor:
+        return self.sched.inputs(fac.loss, fac.sim_cos)
 
-    def should_train(self, x) -> bool:
+    def should_train(self, inputs) -> bool:
         return True
 
-    def train_scheduler(self, state, x, feats, grads) -> dict:
+    def train_scheduler(self, state, inputs, feats, grads) -> dict:
         """Draws, look-aheads, rewards and one REINFORCE update of phi; returns scalars for the record.
 
         With ``draws_per_step`` k >= 2 the scheduler draws k times, builds k look-ahead models and
@@ -121,13 +121,13 @@ class ATS(Method):
         long stretches and REINFORCE locks in an arbitrary direction (measured: noise AUC 0.09).
         """
         cfg, k = self.cfg, self.cfg.draws_per_step
-        draws = self.sched.draw_inputs(feats, cfg.meta_batch, x.progress, 1.0, x.gen, n=k)
-        val = x.reward_tasks()
+        draws = self.sched.draw_inputs(feats, cfg.meta_batch, inputs.progress, 1.0, inputs.gen, n=k)
+        val = inputs.reward_tasks()
         looks = [self._part("lookahead", self.lookahead, state, grads, d.indices) for d in draws]
         rewards = [self._part("validation", self.score, state, theta_tilde, val) for theta_tilde, _ in looks]
         if k == 1 and cfg.reward_paired:          # R(theta~) - R(theta) on the same tasks (k >= 2: it cancels)
             rewards = [r - self._part("validation", self.score, state, params(state.model), val) for r in rewards]
-        check_finite(x.step, "reward", rewards)                          # before phi moves
+        check_finite(inputs.step, "reward", rewards)                          # before phi moves
         up = self.sched.update(draws, rewards)                           # baselines, bound, REINFORCE
         info = {"reward": sum(rewards) / k, "advantage_raw": up["advantages_raw"][0],
                 "lookahead_norm": float(torch.stack([n for _, n in looks]).max())}
@@ -147,12 +147,12 @@ class ATS(Method):
     def temperature(self, step: int) -> float:
         return self.sched.temperature(step)
 
-    def update_theta(self, state, x, indices, grads):
+    def update_theta(self, state, inputs, indices, grads):
         """theta's update on the drawn tasks: from the look-aheads' per-task meta-gradients where
         they took any, else in one batched pass."""
         if grads.has_any(indices):
-            return update_from_grads(state, x, grads, indices)
-        return update(state, x, x.pool[indices])
+            return update_from_grads(state, inputs, grads, indices)
+        return update(state, inputs, inputs.pool[indices])
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self):
@@ -167,11 +167,11 @@ class CheapATS(ATS):
 
     name = "ats-cheap"
 
-    def factors(self, state, x):
-        return factors_of(state, x, cheap=True)
+    def factors(self, state, inputs):
+        return factors_of(state, inputs, cheap=True)
 
-    def should_train(self, x) -> bool:
-        return x.step % self.cfg.cheap_every == 0
+    def should_train(self, inputs) -> bool:
+        return inputs.step % self.cfg.cheap_every == 0
 
 
 class ATSReweight(ATS):
@@ -179,37 +179,37 @@ class ATSReweight(ATS):
 
     name = "ats-reweight"
 
-    def step(self, state, x):
+    def step(self, state, inputs):
         cfg, model = self.cfg, state.model
-        f = self._part("factors", self.factors, state, x)
-        feats = self.inputs(f)
-        w = torch.softmax(self.net(feats, x.progress), 0)                       # (P,), cpu
-        theta_tilde, norm = self.weighted_lookahead(state, x, w.to(x.setup.device))
-        val_loss = maml.task_losses(model, theta_tilde, x.reward_tasks(), cfg.inner_steps, cfg.inner_lr, cfg.inner,
+        fac = self._part("factors", self.factors, state, inputs)
+        feats = self.scheduler_inputs(fac)
+        w = torch.softmax(self.net(feats, inputs.progress), 0)                       # (P,), cpu
+        theta_tilde, norm = self.weighted_lookahead(state, inputs, w.to(inputs.setup.device))
+        val_loss = maml.task_losses(model, theta_tilde, inputs.reward_tasks(), cfg.inner_steps, cfg.inner_lr, cfg.inner,
                                     first_order=True)[0].mean()
-        check_finite(x.step, "validation loss of the weighted look-ahead", val_loss.detach())   # before phi moves
+        check_finite(inputs.step, "validation loss of the weighted look-ahead", val_loss.detach())   # before phi moves
         grads = torch.autograd.grad(val_loss, list(self.net.parameters()))
-        check_finite(x.step, "scheduler gradient", torch.cat([g.flatten() for g in grads]).detach())
+        check_finite(inputs.step, "scheduler gradient", torch.cat([g.flatten() for g in grads]).detach())
         self.opt.zero_grad(set_to_none=True)
         for prm, g in zip(self.net.parameters(), grads):
             prm.grad = g
         self.opt.step()
         with torch.no_grad():
-            logits = self.net(feats, x.progress)
+            logits = self.net(feats, inputs.progress)
             w = torch.softmax(logits, 0)
         if cfg.reweight_update == "all":                                 # every pool task, weighted
-            idx, wts = torch.arange(x.pool_size), w
+            idx, wts = torch.arange(inputs.pool_size), w
         else:                                                            # B tasks, as every other method
             idx = torch.topk(w, cfg.meta_batch).indices
             wts = w[idx] / w[idx].sum()
-        wts = wts.to(x.setup.device)
-        out = Outcome(idx, w, score=logits, weights=wts, factors=f,
+        wts = wts.to(inputs.setup.device)
+        out = Outcome(idx, w, score=logits, weights=wts, factors=fac,
                       info={"val_loss": float(val_loss.detach()), "entropy": entropy(w), "lookahead_norm": float(norm)})
-        if x.step >= cfg.warmup:
-            out.losses, out.scores = update(state, x, x.pool[idx], weights=wts)
+        if inputs.step >= cfg.warmup:
+            out.losses, out.scores = update(state, inputs, inputs.pool[idx], weights=wts)
         return out
 
-    def weighted_lookahead(self, state, x, w: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    def weighted_lookahead(self, state, inputs, w: torch.Tensor) -> tuple[dict, torch.Tensor]:
         """theta~(w) = theta - lr * grad sum_i w_i L_i, differentiable w.r.t. the weights ``w`` (P,).
 
         The validation loss of theta~(w) is taken with a first-order inner loop (its adaptation
@@ -217,7 +217,7 @@ class ATSReweight(ATS):
         itself a meta-gradient would cost a third derivative. A deviation from exact hypergradients.
         """
         cfg, p = self.cfg, params(state.model)
-        losses, _ = maml.task_losses(state.model, p, x.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner, cfg.first_order)
+        losses, _ = maml.task_losses(state.model, p, inputs.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner, cfg.first_order)
         grads, norm = bounded(torch.autograd.grad((w * losses).sum(), list(p.values()), create_graph=True),
                               cfg.lookahead_max_norm)
         return {k: v.detach() - cfg.lookahead_lr * g for (k, v), g in zip(p.items(), grads)}, norm

@@ -1,8 +1,8 @@
-"""The baselines: task-selection methods with one protocol, ``step(state, x) -> Outcome``.
+"""The baselines: task-selection methods with one protocol, ``step(state, inputs) -> Outcome``.
 
-A method's step selects tasks from ``x.pool`` (the step's P candidate tasks, the same for every
+A method's step selects tasks from ``inputs.pool`` (the step's P candidate tasks, the same for every
 method, without their noisy mask) and updates theta itself with ``step.update``; its own
-randomness comes from ``x.gen``, a generator of its own (seed, step) stream. ATS and its variants
+randomness comes from ``inputs.gen``, a generator of its own (seed, step) stream. ATS and its variants
 are in ``atslib.ats``; ``registry.SPECS`` names them all.
 
 Baselines (our reading is stated where the papers leave room):
@@ -18,7 +18,7 @@ Baselines (our reading is stated where the papers leave room):
 - ``rank-sim-loss``: no network, the top B of z(sim_cos) - z(loss) (Proposition 1 of the paper);
   ``rank-sim+loss`` the top B of z(sim_cos) + z(loss): hard and aligned tasks, the other sign.
 - ``oracle-clean``: B of the pool's clean tasks, uniformly (all of them and uniform noisy ones when
-  fewer than B are clean). It alone reads the hidden truth (``x.oracle_truth``): the ceiling of
+  fewer than B are clean). It alone reads the hidden truth (``inputs.oracle_truth``): the ceiling of
   dropping noisy tasks, never a baseline.
 - ``paml`` and ``gcp``: see their classes.
 """
@@ -31,12 +31,12 @@ from .scheduler import draw, standardize
 from .step import Outcome, factors_of, params, pool_losses, update
 
 
-def uniform_pick(x) -> torch.Tensor:
-    return torch.randperm(x.pool_size, generator=x.gen)[: x.cfg.meta_batch]
+def uniform_pick(inputs) -> torch.Tensor:
+    return torch.randperm(inputs.pool_size, generator=inputs.gen)[: inputs.cfg.meta_batch]
 
 
-def uniform_probs(x) -> torch.Tensor:
-    return torch.full((x.pool_size,), 1.0 / x.pool_size)
+def uniform_probs(inputs) -> torch.Tensor:
+    return torch.full((inputs.pool_size,), 1.0 / inputs.pool_size)
 
 
 class Method:
@@ -47,7 +47,7 @@ class Method:
             raise TypeError(f"{type(self).__name__} takes no parameters, got {sorted(params)}")
         self.cfg = cfg
 
-    def step(self, state, x) -> Outcome:
+    def step(self, state, inputs) -> Outcome:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -60,35 +60,35 @@ class Method:
 class Uniform(Method):
     name = "uniform"
 
-    def step(self, state, x):
-        idx = uniform_pick(x)
-        losses, scores = update(state, x, x.pool[idx])
-        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
+    def step(self, state, inputs):
+        idx = uniform_pick(inputs)
+        losses, scores = update(state, inputs, inputs.pool[idx])
+        return Outcome(idx, uniform_probs(inputs), losses=losses, scores=scores)
 
 
 class UniformVal(Method):
     name = "uniform-val"
 
-    def step(self, state, x):
-        idx = uniform_pick(x)
-        losses, scores = update(state, x, x.pool[idx])
-        update(state, x, x.reward_tasks())                  # the extra step on clean meta-val tasks
-        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
+    def step(self, state, inputs):
+        idx = uniform_pick(inputs)
+        losses, scores = update(state, inputs, inputs.pool[idx])
+        update(state, inputs, inputs.reward_tasks())                  # the extra step on clean meta-val tasks
+        return Outcome(idx, uniform_probs(inputs), losses=losses, scores=scores)
 
 
 class SelfPaced(Method):
     name = "spl"
     start_fraction = 0.3
 
-    def step(self, state, x):
-        loss = pool_losses(state, x)
-        P, B = x.pool_size, self.cfg.meta_batch
-        keep = max(B, int(round(P * (self.start_fraction + (1 - self.start_fraction) * x.progress))))
+    def step(self, state, inputs):
+        loss = pool_losses(state, inputs)
+        P, B = inputs.pool_size, self.cfg.meta_batch
+        keep = max(B, int(round(P * (self.start_fraction + (1 - self.start_fraction) * inputs.progress))))
         easy = torch.argsort(loss)[:keep]
-        pick = easy[torch.randperm(keep, generator=x.gen)[:B]]
+        pick = easy[torch.randperm(keep, generator=inputs.gen)[:B]]
         probs = torch.zeros(P)
         probs[easy] = 1.0 / keep
-        losses, scores = update(state, x, x.pool[pick])
+        losses, scores = update(state, inputs, inputs.pool[pick])
         return Outcome(pick, probs, score=-loss, losses=losses, scores=scores, info={"spl_keep": keep})
 
 
@@ -96,10 +96,10 @@ class Focal(Method):
     name = "focal"
     gamma = 2.0
 
-    def step(self, state, x):
-        idx = uniform_pick(x)
-        losses, scores = update(state, x, x.pool[idx], focal_gamma=self.gamma)
-        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
+    def step(self, state, inputs):
+        idx = uniform_pick(inputs)
+        losses, scores = update(state, inputs, inputs.pool[idx], focal_gamma=self.gamma)
+        return Outcome(idx, uniform_probs(inputs), losses=losses, scores=scores)
 
 
 def daml_weights(losses: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -110,10 +110,10 @@ def daml_weights(losses: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
 class DAML(Method):
     name = "daml"
 
-    def step(self, state, x):
-        idx = uniform_pick(x)
-        losses, scores = update(state, x, x.pool[idx], weight_fn=daml_weights)
-        return Outcome(idx, uniform_probs(x), losses=losses, scores=scores)
+    def step(self, state, inputs):
+        idx = uniform_pick(inputs)
+        losses, scores = update(state, inputs, inputs.pool[idx], weight_fn=daml_weights)
+        return Outcome(idx, uniform_probs(inputs), losses=losses, scores=scores)
 
 
 class RankSimLoss(Method):
@@ -132,15 +132,15 @@ class RankSimLoss(Method):
         super().__init__(cfg, setup)
         self.loss_sign = float(loss_sign)
 
-    def step(self, state, x):
-        f = factors_of(state, x)
-        score = standardize(f.sim_cos) + self.loss_sign * standardize(f.loss)
+    def step(self, state, inputs):
+        fac = factors_of(state, inputs)
+        score = standardize(fac.sim_cos) + self.loss_sign * standardize(fac.loss)
         idx = torch.topk(score, self.cfg.meta_batch).indices
-        probs = torch.zeros(x.pool_size)
+        probs = torch.zeros(inputs.pool_size)
         probs[idx] = 1.0 / self.cfg.meta_batch
-        idx = idx.to(x.setup.device)
-        losses, scores = update(state, x, x.pool[idx])
-        return Outcome(idx, probs, score=score, factors=f, losses=losses, scores=scores)
+        idx = idx.to(inputs.setup.device)
+        losses, scores = update(state, inputs, inputs.pool[idx])
+        return Outcome(idx, probs, score=score, factors=fac, losses=losses, scores=scores)
 
 
 class OracleClean(Method):
@@ -148,20 +148,20 @@ class OracleClean(Method):
 
     name = "oracle-clean"
 
-    def step(self, state, x):
-        bad = x.oracle_truth.bad.cpu()
+    def step(self, state, inputs):
+        bad = inputs.oracle_truth.bad.cpu()
         clean, noisy = torch.nonzero(~bad).flatten(), torch.nonzero(bad).flatten()
         B = self.cfg.meta_batch
-        pick = clean[torch.randperm(len(clean), generator=x.gen)[:B]]
+        pick = clean[torch.randperm(len(clean), generator=inputs.gen)[:B]]
         if len(pick) < B:                                   # fewer than B clean tasks in the pool
-            pick = torch.cat([pick, noisy[torch.randperm(len(noisy), generator=x.gen)[: B - len(pick)]]])
-        probs = torch.zeros(x.pool_size)
+            pick = torch.cat([pick, noisy[torch.randperm(len(noisy), generator=inputs.gen)[: B - len(pick)]]])
+        probs = torch.zeros(inputs.pool_size)
         if len(clean):
             probs[clean] = 1.0 / len(clean)
         else:
             probs[pick] = 1.0 / B
-        idx = pick.to(x.setup.device)
-        losses, scores = update(state, x, x.pool[idx])
+        idx = pick.to(inputs.setup.device)
+        losses, scores = update(state, inputs, inputs.pool[idx])
         return Outcome(idx, probs, losses=losses, scores=scores)
 
 
@@ -194,16 +194,16 @@ class PAML(Method):
         super().__init__(cfg, setup)
         self.bank = None
 
-    def step(self, state, x):
-        emb = embeddings(state.model, x.pool)                      # (P, d) cpu
+    def step(self, state, inputs):
+        emb = embeddings(state.model, inputs.pool)                      # (P, d) cpu
         if self.bank is None or len(self.bank) == 0:
             novelty = torch.zeros(len(emb))
         else:
             novelty = torch.cdist(emb, self.bank).min(1).values
-        d = draw(self.beta * standardize(novelty), self.cfg.meta_batch, x.gen)
+        d = draw(self.beta * standardize(novelty), self.cfg.meta_batch, inputs.gen)
         chosen = emb[d.indices.cpu()]
         self.bank = chosen if self.bank is None else torch.cat([self.bank, chosen])[-self.memory:]
-        losses, scores = update(state, x, x.pool[d.indices])
+        losses, scores = update(state, inputs, inputs.pool[d.indices])
         return Outcome(d.indices, d.probs.cpu(), score=novelty, losses=losses, scores=scores)
 
     def state_dict(self):
@@ -247,13 +247,13 @@ class GCP(Method):
             chosen.append(torch.multinomial(w / w.sum(), 1, generator=g).item())
         return torch.tensor(chosen)
 
-    def step(self, state, x):
+    def step(self, state, inputs):
         B = self.cfg.meta_batch
-        local = torch.stack([self._compose(x.gen) for _ in range(B)])        # (B, N) local class ids
-        tasks = x.compose(self.classes[local])
-        losses, scores = update(state, x, tasks)
+        local = torch.stack([self._compose(inputs.gen) for _ in range(B)])        # (B, N) local class ids
+        tasks = inputs.compose(self.classes[local])
+        losses, scores = update(state, inputs, tasks)
         self._learn_confusions(state, tasks, local)
-        return Outcome(torch.arange(B), uniform_probs(x), composed=True, losses=losses, scores=scores)
+        return Outcome(torch.arange(B), uniform_probs(inputs), composed=True, losses=losses, scores=scores)
 
     def _learn_confusions(self, state, tasks, local) -> None:
         """C's update from the adapted query predictions of the tasks just trained on."""

@@ -98,21 +98,21 @@ def params(model) -> dict:
     return dict(model.named_parameters())
 
 
-def factors_of(state: State, x: StepInputs, cheap: bool = False) -> Factors:
+def factors_of(state: State, inputs: StepInputs, cheap: bool = False) -> Factors:
     """Both ATS factors of every pool task at theta, checked finite (cheap: head-only, query subsample)."""
-    cfg, model = x.cfg, state.model
+    cfg, model = inputs.cfg, state.model
     if cheap:
-        f = cheap_factors(model, params(model), x.pool, cfg.inner_steps, cfg.inner_lr, cfg.cheap_queries,
-                          stream(cfg.seed, x.step, "cheap-subsample"))
+        fac = cheap_factors(model, params(model), inputs.pool, cfg.inner_steps, cfg.inner_lr, cfg.cheap_queries,
+                          stream(cfg.seed, inputs.step, "cheap-subsample"))
     else:
-        f = pool_factors(model, params(model), x.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner)
-    return check_factors(x.step, f)
+        fac = pool_factors(model, params(model), inputs.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner)
+    return check_factors(inputs.step, fac)
 
 
-def pool_losses(state: State, x: StepInputs) -> torch.Tensor:
+def pool_losses(state: State, inputs: StepInputs) -> torch.Tensor:
     """Post-adaptation query loss of each pool task at theta (P,), cpu, no graph."""
-    cfg = x.cfg
-    return maml.evaluate(state.model, params(state.model), x.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner)[0].cpu()
+    cfg = inputs.cfg
+    return maml.evaluate(state.model, params(state.model), inputs.pool, cfg.inner_steps, cfg.inner_lr, cfg.inner)[0].cpu()
 
 
 def val_metric(model, p: dict, tasks: TaskBatch, cfg) -> float:
@@ -170,14 +170,14 @@ class TaskGrads:
         return [torch.stack(gs).mean(0) for gs in zip(*(g for g, _, _ in self.get(indices)))]
 
 
-def update(state: State, x: StepInputs, tasks: TaskBatch, weights: torch.Tensor | None = None,
+def update(state: State, inputs: StepInputs, tasks: TaskBatch, weights: torch.Tensor | None = None,
            weight_fn=None, focal_gamma: float = 0.0):
     """theta's real update: one Adam step on the (weighted, by default equally) mean query loss of
     ``tasks`` after inner-loop adaptation; returns (losses, accuracies), (B,) each."""
-    cfg, model = x.cfg, state.model
+    cfg, model = inputs.cfg, state.model
     losses, scores = maml.task_losses(model, params(model), tasks, cfg.inner_steps, cfg.inner_lr, cfg.inner,
                                       cfg.first_order, focal_gamma=focal_gamma)
-    check_finite(x.step, "meta-training query loss", losses.detach())
+    check_finite(inputs.step, "meta-training query loss", losses.detach())
     w = weights if weights is not None else (
         weight_fn(losses) if weight_fn is not None else torch.full_like(losses, 1.0 / len(losses)))
     state.opt.zero_grad(set_to_none=True)
@@ -186,11 +186,11 @@ def update(state: State, x: StepInputs, tasks: TaskBatch, weights: torch.Tensor 
     return losses, scores
 
 
-def update_from_grads(state: State, x: StepInputs, grads: TaskGrads, indices):
+def update_from_grads(state: State, inputs: StepInputs, grads: TaskGrads, indices):
     """theta's real update from the per-task meta-gradients a look-ahead already took (equal weights)."""
     per = grads.get(indices)
     losses, scores = torch.stack([l for _, l, _ in per]), torch.stack([s for _, _, s in per])
-    check_finite(x.step, "meta-training query loss", losses)
+    check_finite(inputs.step, "meta-training query loss", losses)
     state.opt.zero_grad(set_to_none=True)
     for prm, g in zip(state.model.parameters(), grads.mean(indices)):
         prm.grad = g.clone()
@@ -211,24 +211,24 @@ def step_inputs(setup: Setup, step: int) -> tuple[StepInputs, TaskBatch]:
 def meta_step(setup: Setup, state: State, step: int) -> tuple[dict, dict | None]:
     """One meta-iteration; returns (history record, pool record or None)."""
     t0 = time.perf_counter()
-    x, truth = step_inputs(setup, step)
+    inputs, truth = step_inputs(setup, step)
     try:
-        out = state.method.step(state, x)
+        out = state.method.step(state, inputs)
     except NonFiniteError:
         if setup.cfg.on_nonfinite == "stop":
             raise
         return {"step": step, "skipped": 1, "seconds": time.perf_counter() - t0}, None
-    return record(out, truth, x, time.perf_counter() - t0)
+    return record(out, truth, inputs, time.perf_counter() - t0)
 
 
-def record(out: Outcome, truth: TaskBatch, x: StepInputs, seconds: float) -> tuple[dict, dict | None]:
+def record(out: Outcome, truth: TaskBatch, inputs: StepInputs, seconds: float) -> tuple[dict, dict | None]:
     """The step's history record and (every ``pool_log_every`` steps, where the method computed the
     pool's factors) its pool record. "noisy" means bad: label-noisy or domain-shifted (``TaskBatch.bad``)."""
-    cfg, step = x.cfg, x.step
+    cfg, step = inputs.cfg, inputs.step
     rec = {"step": step}
     if out.losses is not None:
         rec.update(train_loss=float(out.losses.detach().mean()), train_acc=float(out.scores.mean()))
-    trained = x.composed_truth if out.composed else truth[out.indices.cpu().tolist()]
+    trained = inputs.composed_truth if out.composed else truth[out.indices.cpu().tolist()]
     noisy = trained.bad.cpu()
     wts = out.weights.detach().cpu() if out.weights is not None else torch.full((len(noisy),), 1.0 / len(noisy))
     probs = out.probs.detach().cpu().to(torch.get_default_dtype())   # float32 runs: as computed

@@ -159,8 +159,8 @@ class ReferenceATS(ATS):
 def reference_step(setup, state, step):
     cfg, ats, model = setup.cfg, state.method, state.model
     x, _ = step_inputs(setup, step)
-    ats.train_scheduler(state, x, ats.inputs(ats.factors(state, x)), TaskGrads(model, x.pool, cfg))  # factors #1
-    feats = ats.inputs(ats.factors(state, x))                                                       # factors #2
+    ats.train_scheduler(state, x, ats.scheduler_inputs(ats.factors(state, x)), TaskGrads(model, x.pool, cfg))  # factors #1
+    feats = ats.scheduler_inputs(ats.factors(state, x))                                                       # factors #2
     with torch.no_grad():
         d = draw(ats.net(feats, x.progress), cfg.meta_batch, x.gen, ats.temperature(step))
     state.opt.zero_grad(set_to_none=True)
