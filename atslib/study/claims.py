@@ -397,6 +397,14 @@ def markdown(t: pd.DataFrame) -> str:
         return "```\n" + t.to_string(index=False) + "\n```"
 
 
+def compact_markdown(t: pd.DataFrame) -> str:
+    """A Markdown table without the padding that aligns its columns in plain text: for prose-wide
+    cells, as in README.md's findings (pipes inside a cell are escaped)."""
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
+    rows = [list(t.columns), ["---"] * t.shape[1], *t.astype(str).values.tolist()]
+    return "".join("| " + " | ".join(cell(v) for v in r) + " |\n" for r in rows)
+
+
 def report(sections: dict[str, pd.DataFrame], progress: pd.DataFrame) -> str:
     """The results block of REPRODUCTION.md: run progress, then one Markdown table per section."""
     done, total = int(progress["done"].sum()), int(progress["runs"].sum())
@@ -436,7 +444,7 @@ def write_report(path=REPORT, tables=FIGURES_DIR / "tables", readme=None) -> lis
     if not headline.is_file():
         missing.append("07_headline")
     else:
-        findings = markdown(pd.read_csv(headline, keep_default_na=False)) + "\n"
+        findings = compact_markdown(pd.read_csv(headline, keep_default_na=False))
         update_block(path, findings, *FINDINGS)              # its answer-first section, where it has one
         if readme is not None and not update_block(readme, findings, *FINDINGS):
             raise ValueError(f"{readme}: no findings block (the {FINDINGS[0]!r} / {FINDINGS[1]!r} markers)")
