@@ -1,5 +1,5 @@
 """Time Run All of every notebook in JupyterLab started by ``make lab``, in headless Chromium, at the
-notebooks' default parameters; play 02's Stop and a full race in 07; save screenshots.
+notebooks' default parameters; play 02's Stop and a full race in 05_race; save screenshots.
 
     .venv/bin/python scripts/lab_timings.py [--out build/lab-timings] [--only 01_tasks 05_race]
 
@@ -129,7 +129,7 @@ def main():
                     if n == "02_training":
                         timings[n].update(stop_02(page, out))
                     if n == "05_race":
-                        timings[n].update(race_07(page, out))
+                        timings[n].update(race_05(page, out))
                 except Exception as e:  # noqa: BLE001 - keep timing the others
                     timings[n] = {"error": f"{type(e).__name__}: {e}"}
                     print(f"{n}: {timings[n]['error']}", flush=True)
@@ -183,7 +183,7 @@ def stop_02(page, out):
             "statuses": sorted(seen)[:8]}
 
 
-def race_07(page, out):
+def race_05(page, out):
     status = page.locator(".atslib-race-status")
     view = page.locator(".jp-NotebookPanel .widget-vbox:has(.atslib-race-status)")
     view.scroll_into_view_if_needed()
