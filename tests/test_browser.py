@@ -219,13 +219,6 @@ def wait_kernel_idle(page, timeout: float = 30) -> None:
         }""", timeout=timeout * 1000)
 
 
-def last_cell(page):
-    """The notebook's last cell, scrolled into view (the widgets live in it)."""
-    cell = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").last
-    cell.scroll_into_view_if_needed()
-    return cell
-
-
 # -- tests ------------------------------------------------------------------------------------
 READOUT = re.compile(r"realised noise: ([0-9.]+) of tasks noisy \(requested ([0-9.]+)\)")
 TEXT_REPRS = ("<Figure size", "PosixPath")
@@ -322,10 +315,12 @@ def test_training_dashboard_stop_answers(lab, page, tmp_path):
         dashboards = page.locator(".jp-NotebookPanel .widget-vbox:has(.atslib-status)")
         assert dashboards.count() == 2
         sync = dashboards.first
+        sync.scroll_into_view_if_needed()        # JupyterLab lays out only the cells in view, as a reader sees them
         assert sync.get_by_role("button").count() == 0, "the synchronous dashboard must have no buttons"
-        assert re.search(r"done at step 6/6 · test acc 0\.\d+", sync.locator(".atslib-status").inner_text())
-        cell = last_cell(page)
-        dash = cell.locator(".widget-vbox:has(.atslib-status)")
+        _wait_until(lambda: re.search(r"done at step 6/6 · test acc 0\.\d+", sync.locator(".atslib-status").inner_text()),
+                    30, "the synchronous dashboard's final status")
+        dash = dashboards.last                   # the Start / Stop controls (the summary follows them)
+        dash.scroll_into_view_if_needed()
         status = dash.locator(".atslib-status")
         start, stop = dash.get_by_role("button", name="Start"), dash.get_by_role("button", name="Stop")
         assert stop.is_disabled() and start.is_enabled()
@@ -378,9 +373,9 @@ def test_noise_ratio_race_live_and_stop(lab, page, tmp_path):
         status = page.locator(".atslib-race-status")
         status.wait_for(timeout=120_000)
         wait_all_run(page, 120)
-        assert "committed race" in status.inner_text()
         view = page.locator(".jp-NotebookPanel .widget-vbox:has(.atslib-race-status)")
-        view.scroll_into_view_if_needed()
+        view.scroll_into_view_if_needed()        # JupyterLab lays out only the cells in view, as a reader sees them
+        _wait_until(lambda: "committed race" in status.inner_text(), 30, "the committed race's status line")
         assert view.locator(".widget-output img").count() == 1, "the committed race is not drawn"
         handle = view.locator(".widget-slider").filter(has_text="noise ratio").locator(".noUi-handle")
         handle.focus()
