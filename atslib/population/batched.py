@@ -218,16 +218,16 @@ def _task_grad(reqs):
 # -- update: theta's Adam step on each run's tasks ------------------------------------------------
 def _update_key(req):
     a = req.arguments
-    state, x = a["state"], a["x"]
-    if x.cfg.inner != "anil" or a["weights"] is not None:
+    state, inputs = a["state"], a["inputs"]           # step.update's arguments, by name
+    if inputs.cfg.inner != "anil" or a["weights"] is not None:
         return None
-    return (_model_sig(state.model, dict(state.model.named_parameters())), _cfg_key(x.cfg), _sig(a["tasks"]), a["focal_gamma"],
+    return (_model_sig(state.model, dict(state.model.named_parameters())), _cfg_key(inputs.cfg), _sig(a["tasks"]), a["focal_gamma"],
             a["weight_fn"])
 
 
 def _update(reqs):
     a = [r.arguments for r in reqs]
-    cfg = a[0]["x"].cfg
+    cfg = a[0]["inputs"].cfg
     models = [x["state"].model for x in a]
     P = stacked([dict(m.named_parameters()) for m in models])
     parts = [x["tasks"] for x in a]
@@ -239,7 +239,7 @@ def _update(reqs):
     results, ok, total = [None] * R, [], 0.0
     for r, x in enumerate(a):
         try:
-            check_finite(x["x"].step, "meta-training query loss", losses[r].detach())
+            check_finite(x["inputs"].step, "meta-training query loss", losses[r].detach())
         except NonFiniteError as e:
             results[r] = e
             continue
