@@ -111,18 +111,25 @@ def three_steps(df):
     return [s[0], s[len(s) // 2], s[-1]]
 
 
+def scatter_and_late(run, title, name):
+    """Draw and save the run's loss/similarity scatter at three steps; return the second half of
+    training over all its seeds (what the paragraphs read)."""
+    df = pools[run]
+    fig, _ = plots.loss_sim_scatter(df, three_steps(df), sim=SIM, title=title)
+    fig.suptitle(where[run], fontsize=8, y=1.02)
+    plots.savefig(fig, name, FIG_DIR)
+    late = all_seeds[run]
+    return late[late["step"] >= late["step"].max() / 2]
+
+
 # %% [markdown]
 # ## Noisy tasks: high loss, low similarity
 # Each point is one task of a logged pool at an early, a middle and a late step, coloured by the
 # probability the scheduler gave it; crosses are noisy tasks.
 
 # %%
+late = scatter_and_late(NOISY_RUN, "noise 0.6,", "03_scatter_noisy")
 df = pools[NOISY_RUN]
-fig, _ = plots.loss_sim_scatter(df, three_steps(df), sim=SIM, title="noise 0.6,")
-fig.suptitle(where[NOISY_RUN], fontsize=8, y=1.02)
-plots.savefig(fig, "03_scatter_noisy", FIG_DIR)
-late = all_seeds[NOISY_RUN]
-late = late[late["step"] >= late["step"].max() / 2]
 clean = ~late["noisy"].astype(bool)
 n_seeds = late["seed"].nunique()
 loss_c, loss_n = late.loc[clean, "loss"].mean(), late.loc[~clean, "loss"].mean()
@@ -165,12 +172,7 @@ against {', '.join(pct(c) for c in share)} of the pool"""
 
 # %%
 if BUDGET_RUN in pools:
-    df = pools[BUDGET_RUN]
-    fig, _ = plots.loss_sim_scatter(df, three_steps(df), sim=SIM, title="budget 16,")
-    fig.suptitle(where[BUDGET_RUN], fontsize=8, y=1.02)
-    plots.savefig(fig, "03_scatter_budget", FIG_DIR)
-    late = all_seeds[BUDGET_RUN]
-    late = late[late["step"] >= late["step"].max() / 2]
+    late = scatter_and_late(BUDGET_RUN, "budget 16,", "03_scatter_budget")
     r = late[["prob", "loss", SIM]].corr(method="spearman")["prob"]
     w_loss, w_sim, w_ls = within_pool(late, "prob", "loss"), within_pool(late, "prob", SIM), within_pool(late, "loss", SIM)
     print(f"{seeds(late['seed'].nunique())}, 2nd half: Spearman correlation of the scheduler's probability")
