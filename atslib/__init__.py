@@ -3,8 +3,10 @@
 The library is thin: tasks as tensors with a leading task axis (``tasks``), a functional
 meta-learner (``maml``), the two ATS factors (``features``), the neural scheduler and its exact
 REINFORCE (``scheduler``, ``ats``), the baselines (``baselines``), one meta-iteration (``step``)
-and the loop around it (``loop``), pure metrics (``metrics``) and plots that return figures
-(``plots``). The layers are listed in ``ARCHITECTURE.md``.
+and the loop around it (``loop``), and pure metrics (``metrics``). Two wings sit on it and are never imported by it:
+``atslib.study`` (grids, sweeps, statistics, claims) and ``atslib.display`` (plots that return
+figures, widgets, the race); ``atslib.ingest`` imports datasets you have on disk. The layers are
+listed in ``ARCHITECTURE.md``.
 """
 from .config import METHODS, Config, ConfigError
 from .loop import meta_train

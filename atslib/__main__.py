@@ -45,7 +45,9 @@ def _bool(s: str) -> bool:
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    """Every Config field becomes an option (``first_order`` -> ``--first-order``)."""
+    """Every Config field becomes an option (``first_order`` -> ``--first-order``), its help the
+    field's comment in ``Config``."""
+    text = Config.field_help()
     for f in fields(Config):
         if f.name == "first_order":
             p.add_argument("--first-order", action="store_true", default=None, help="first-order meta-gradient")
@@ -57,7 +59,10 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         if f.name == "method":
             kw["choices"] = METHODS
             kw["metavar"] = "METHOD"
-        p.add_argument(_flag(f.name), default=None, help=f"default {f.default!r}", **kw)
+        if kind is _bool:
+            kw["metavar"] = "true|false"
+        about = text.get(f.name, "").replace("one of METHODS", "one of " + ", ".join(METHODS)).replace("%", "%%")
+        p.add_argument(_flag(f.name), default=None, help=f"{about} (default {f.default!r})".lstrip(), **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resize to this many px (ravi-mini: default 84; omniglot: default 28; others keep theirs)")
     di.add_argument("--shots", type=int, default=5, help="with --queries: images an episode needs per class (5)")
     di.add_argument("--queries", type=int, default=15, help="(default 15: a class needs shots + queries images)")
+    di.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out, when it is an earlier import (nothing else is ever replaced)")
     di.add_argument("--quiet", action="store_true", help="no progress bar")
     b = sub.add_parser("bench", help="time uniform, ats and the reference loop")
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
@@ -213,6 +220,11 @@ def cmd_eval(args) -> int:
 
 def cmd_report(args) -> int:
     from .study.claims import write_report
+    for flag, doc in (("--out", args.out), ("--readme", args.readme)):
+        if doc is not None and not Path(doc).is_file():
+            print(f"python -m atslib report: error: {flag} {doc}: no such file; allowed: a markdown document "
+                  f"that holds the results markers (REPRODUCTION.md, README.md)", file=sys.stderr)
+            return 2
     try:
         readme = args.readme or (str(README) if Path(args.out).resolve() == REPORT.resolve() else None)
         missing = write_report(args.out, args.tables, readme)
@@ -232,9 +244,15 @@ def cmd_data(args) -> int:
     if args.split not in ("lake", "vinyals"):
         raise ConfigError(f"--split {args.split}: allowed: lake, vinyals")
     summary = import_dataset(args.src, args.out, args.format, need=args.shots + args.queries,
-                             progress=not args.quiet, size=args.image_size, split=args.split)
+                             progress=not args.quiet, overwrite=args.overwrite, size=args.image_size,
+                             split=args.split)
     print(format_summary(summary))
     return 0
+
+
+def _name(args) -> str:
+    """The subcommand as typed (``data import``), for the error line."""
+    return args.command + (f" {args.data_command}" if getattr(args, "data_command", None) else "")
 
 
 def main(argv=None) -> int:
@@ -258,10 +276,10 @@ def main(argv=None) -> int:
         if args.command == "data":
             return cmd_data(args)
     except USER_ERRORS as e:
-        print(f"python -m atslib {args.command}: error: {e}", file=sys.stderr)
+        print(f"python -m atslib {_name(args)}: error: {e}", file=sys.stderr)
         return 2
     except NonFiniteError as e:
-        print(f"python -m atslib {args.command}: error: {e}", file=sys.stderr)
+        print(f"python -m atslib {_name(args)}: error: {e}", file=sys.stderr)
         return 1
     return 0
 

@@ -130,6 +130,20 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Each field's comment above, by name: the CLI's ``--help`` text (empty where the source
+        cannot be read, e.g. a frozen build)."""
+        import inspect
+        import re
+        try:
+            src = inspect.getsource(cls)
+        except (OSError, TypeError):
+            return {}
+        found = (re.match(r"    (\w+): [^#]*?=[^#]*#\s*(.+)$", line) for line in src.splitlines())
+        names = {f.name for f in fields(cls)}
+        return {m[1]: m[2].strip() for m in found if m and m[1] in names}
+
     def validate(self) -> "Config":
         """Checks that need no data file (those that do live in ``data.check_task_shape``)."""
         def need(ok, name, allowed):

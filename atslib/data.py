@@ -85,6 +85,10 @@ class ImageData:
 def read_npz(path: str | Path | None, default: Path = DEFAULT_IMAGES) -> tuple[Path, dict]:
     """(resolved path, {key: array}) of an npz; ``DataError`` if missing or unreadable."""
     p = resolve(path, default)
+    if not p.is_file() and p == Path(default):
+        raise DataError(f"--data {p}: no such file: the default data come with a clone of the repository "
+                        f"(data/{p.name}), not with an installed package; allowed: --data PATH (a file of this "
+                        f"schema, or python -m atslib data import), or ATSLIB_DATA_DIR=<clone>/data")
     if not p.is_file():
         raise DataError(f"--data {p}: no such file")
     try:

@@ -5,10 +5,13 @@ their own paths).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / "data"                  # the committed data files and the scripts that build them
+# the committed data files and the scripts that build them; ATSLIB_DATA_DIR points an installed
+# package (which ships no data) at a clone's data/ folder
+DATA_DIR = Path(os.environ.get("ATSLIB_DATA_DIR") or ROOT / "data").expanduser()
 RESULTS_DIR = ROOT / "results"            # committed runs, one folder per grid
 FIGURES_DIR = ROOT / "figures"            # the committed gallery: written by `make figures` only
 BUILD_DIR = ROOT / "build"                # everything else a run or notebook writes (git-ignored)

@@ -261,7 +261,8 @@ class TaskScheduler:
         """One REINFORCE step on phi: Adam on mean_i -(A_i) log P(draw_i; phi).
 
         ``draws``: the draws of this step (their log-probabilities still attached to phi's graph),
-        ``rewards``: one float each, higher is better. The advantages A (``advantages``) are bounded
+        ``rewards``: one float each, higher is better (a tensor is read as its detached value: no
+        gradient ever flows from a reward into the caller's model). The advantages A (``advantages``) are bounded
         by ``AdvantageBound``; when one is absurd phi does not move and nothing is recorded
         (``skipped``). Otherwise the baseline folds in the mean reward (with k >= 2 it is only kept
         for the records). Returns {"advantages" (bounded; None when skipped), "advantages_raw",
@@ -270,6 +271,7 @@ class TaskScheduler:
             draws = [draws]
         if len(draws) != len(rewards) or not draws:
             raise ValueError(f"{len(draws)} draws and {len(rewards)} rewards: one reward per draw, at least one")
+        rewards = [float(r.detach()) if torch.is_tensor(r) else r for r in rewards]
         k = len(draws)
         raw = self.advantages(rewards)
         advs = self.bound(raw)

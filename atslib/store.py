@@ -64,7 +64,15 @@ class RunError(ValueError):
     """A run directory that cannot be used as asked (exists, missing, other version)."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write ``path`` whole or not at all (a temporary file, then a rename), readable as any file the
+    user creates (mkstemp's owner-only mode would hide runs from colleagues on a shared disk)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -72,6 +80,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         f.write(data.encode() if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
 
 

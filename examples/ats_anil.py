@@ -11,11 +11,12 @@ gradient similarity) and ``TaskScheduler`` (phi: the draw and its REINFORCE upda
 Run: python examples/ats_anil.py --steps 20    (``--data``: any image npz of atslib's schema)
 """
 import argparse
+import sys
 
 import torch
 import torch.nn.functional as F
 
-from atslib.data import load_images
+from atslib.data import DataError, load_images
 from atslib.features import task_factors
 from atslib.scheduler import TaskScheduler
 
@@ -140,10 +141,15 @@ def main(argv=None) -> list[dict]:
         if (t + 1) % args.log_every == 0 or t + 1 == args.steps:
             late = history[-args.log_every:]
             mean = {k: sum(h[k] for h in late) / len(late) for k in ("train_loss", "noisy")}
-            print(f"step {t + 1:4d}  train loss {mean['train_loss']:.3f}  reward {sum(rewards) / 2:+.4f}  "
+            reward = sum(sum(h["rewards"]) / len(h["rewards"]) for h in late) / len(late)
+            print(f"step {t + 1:4d}  train loss {mean['train_loss']:.3f}  reward {reward:+.4f}  "
                   f"noisy share of trained tasks {mean['noisy']:.2f} (of the pool: {args.noise:.2f})", flush=True)
     return history
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DataError as err:                      # a bad --data: one line, exit 2
+        print(f"ats_anil.py: error: {err}", file=sys.stderr)
+        sys.exit(2)

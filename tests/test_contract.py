@@ -1,6 +1,8 @@
 """The run-directory contract (``atslib.study.contract``): real runs keep it, and the check sees gaps."""
 import json
+import os
 import shutil
+import stat
 
 import pytest
 from helpers import ROOT, tiny_config
@@ -13,6 +15,18 @@ from atslib.study.contract import check_run
 def test_a_fresh_image_run_keeps_the_contract(tmp_path, method):
     meta_train(tiny_config(method=method, noise_ratio=0.5), out=tmp_path / method)
     assert check_run(tmp_path / method) == []
+
+
+def test_run_files_are_as_readable_as_the_users_other_files(tmp_path):
+    """Written whole through a temporary file, yet with the mode the umask gives (a colleague on a
+    shared disk reads them), not the temporary file's owner-only mode."""
+    old = os.umask(0o022)
+    try:
+        meta_train(tiny_config(method="ats", noise_ratio=0.5), out=tmp_path / "r")
+    finally:
+        os.umask(old)
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "r").iterdir()}
+    assert modes and all(m == 0o644 for m in modes.values()), modes
 
 
 def test_committed_runs_keep_the_contract():

@@ -53,3 +53,22 @@ def test_colour_images_of_other_sizes_train(tmp_path):
                  n_test_tasks=4, width=8, pool_size=2, meta_batch=2)
     run = meta_train(cfg)
     assert run.setup.model.conv0.weight.shape[1] == 3 and 0 <= run.summary["test_mean"] <= 1
+
+
+def test_an_installed_package_without_the_data_says_what_to_pass(tmp_path):
+    """A package installed without a clone has no data/: one line naming --data and ATSLIB_DATA_DIR;
+    ATSLIB_DATA_DIR then finds a clone's data."""
+    import os
+    import subprocess
+    import sys
+    code = "from atslib.data import load_images; print(load_images(None).path)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ATSLIB_DATA_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "--data PATH" in r.stderr and "ATSLIB_DATA_DIR" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "atslib", "train", "--steps", "1", "--out", str(tmp_path / "run")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "ATSLIB_DATA_DIR" in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()
+    env["ATSLIB_DATA_DIR"] = str(ROOT / "data")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == str((ROOT / "data" / "quickdraw100.npz").resolve())

@@ -112,6 +112,9 @@ def test_example_runs_from_the_command_line():
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("train loss") == 2 and "noisy share" in r.stdout
+    bad = subprocess.run([sys.executable, str(EXAMPLE), "--data", "no/such.npz"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no/such.npz: no such file" in bad.stderr, bad.stderr
 
 
 @pytest.mark.parametrize("inner", ["anil", "maml"])

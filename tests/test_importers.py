@@ -169,7 +169,7 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
     line = _fails(cli(src, "--out", tmp_path / "out.npz"), "mini-imagenet-cache-train.pkl", "refused",
                   f"{os.system.__module__}.system")
     assert not target.exists() and not (tmp_path / "out.npz").exists()
-    assert not list(tmp_path.glob("out.npz*"))
+    assert not list(tmp_path.glob("*out.npz*"))
     with pytest.raises(DataError, match="refused"):
         safepickle.load(src / "mini-imagenet-cache-train.pkl")
     assert not target.exists()
@@ -185,7 +185,7 @@ def _l2l(tmp_path):
 
 def test_bad_input_gets_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "out.npz"
-    nothing = lambda: not out.exists() and not list(tmp_path.glob("out.npz*"))
+    nothing = lambda: not out.exists() and not list(tmp_path.glob("*out.npz*"))
     _fails(cli(tmp_path / "nowhere", "--out", out), "nowhere", "no such file")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -204,6 +204,50 @@ def test_bad_input_gets_one_line_and_writes_nothing(tmp_path):
     assert nothing()
 
 
+def test_out_never_loses_anything(tmp_path):
+    """An existing --out is refused (with --overwrite only an earlier import is replaced), and so is an
+    --out that holds the source: each one line, exit 2, every file where it was."""
+    src = _l2l(tmp_path)
+    before = {f: f.read_bytes() for f in src.iterdir()}
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    _fails(cli(src, "--out", mine, "--shots", 1, "--queries", 2), f"--out {mine}", "already exists", "--overwrite")
+    _fails(cli(src, "--out", mine, "--shots", 1, "--queries", 2, "--overwrite"), "not an earlier import")
+    _fails(cli(src, "--out", tmp_path, "--shots", 1, "--queries", 2, "--overwrite"), "holds the source")
+    own = tmp_path / "own.npz"
+    own.write_bytes(b"a user's file")
+    _fails(cli(src, "--out", own, "--shots", 1, "--queries", 2, "--overwrite"), "not an earlier import")
+    assert (mine / "notes.txt").read_text() == "keep me" and own.read_bytes() == b"a user's file"
+    assert {f: f.read_bytes() for f in src.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "own.npz", "src"]     # no partial left
+    for out in (tmp_path / "d.npz", tmp_path / "d"):          # an earlier import is replaced on request
+        assert cli(src, "--out", out, "--shots", 1, "--queries", 2).returncode == 0
+        first = sha256(out if out.suffix else out / "manifest.json")
+        _fails(cli(src, "--out", out, "--shots", 1, "--queries", 2), "already exists")
+        r = cli(src, "--out", out, "--shots", 1, "--queries", 2, "--overwrite")
+        assert r.returncode == 0, r.stderr
+        assert sha256(out if out.suffix else out / "manifest.json") == first
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_import_without_tqdm_and_one_line_without_pillow(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    M.WRITERS["fc100"](src)
+    monkeypatch.setitem(sys.modules, "tqdm", None)           # import tqdm now raises ImportError
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    s = importers.import_dataset(src, tmp_path / "a.npz", need=3)
+    assert s["images"] == sum(M.SPLIT_CLASSES) * M.PER_CLASS
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    M.cifar_fs_folders(cifar)
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(DataError, match=r"need pillow; allowed: pip install 'atslib\[ingest\]'"):
+        importers.import_dataset(cifar, tmp_path / "b.npz", need=3)
+    assert not (tmp_path / "b.npz").exists()
+
+
 def test_mixed_sizes_small_classes_and_shared_classes(tmp_path):
     out = tmp_path / "out.npz"
     src = tmp_path / "cifar"
@@ -212,7 +256,7 @@ def test_mixed_sizes_small_classes_and_shared_classes(tmp_path):
     from PIL import Image
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(src / "data" / "val_thing_1" / "0.png")
     _fails(cli(src, "--out", out, "--shots", 1, "--queries", 2), "mixed sizes", "val_thing_1")
-    assert not out.exists() and not list(tmp_path.glob("out.npz*"))
+    assert not out.exists() and not list(tmp_path.glob("*out.npz*"))
     src = tmp_path / "l2l"
     src.mkdir()
     M.l2l_mini(src)
@@ -222,7 +266,7 @@ def test_mixed_sizes_small_classes_and_shared_classes(tmp_path):
     d["class_dict"][sorted(train["class_dict"])[0]] = d["class_dict"].pop(sorted(d["class_dict"])[0])
     pickle.dump(d, open(src / "mini-imagenet-cache-test.pkl", "wb"))
     _fails(cli(src, "--out", out, "--shots", 1, "--queries", 2), "in both the train and the test split")
-    assert not out.exists() and not list(tmp_path.glob("out.npz*"))
+    assert not out.exists() and not list(tmp_path.glob("*out.npz*"))
 
 
 def test_a_folder_without_its_files_is_refused_by_train(tmp_path):

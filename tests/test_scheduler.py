@@ -142,6 +142,23 @@ def test_leave_one_out_update_is_the_hand_written_reinforce_step():
         torch.testing.assert_close(p, q)
 
 
+def test_tensor_rewards_from_the_callers_graph_move_only_phi():
+    """A researcher's val_loss may return a tensor still on their model's graph: the update reads its
+    value, leaves their model's gradients alone, and steps phi exactly as with the floats."""
+    loss, sim = _pool(1)
+    w = torch.ones(3, requires_grad=True)                     # stands in for the caller's model
+    a = TaskScheduler(generator=torch.Generator().manual_seed(2), zero_output=False)
+    b = copy.deepcopy(a)
+    da, db = a.draw(loss, sim, 2, progress=0.3, n=2), b.draw(loss, sim, 2, progress=0.3, n=2)
+    ra = [(w * 0.5).sum() / 3, (w * 0.2).sum() / 3]
+    out = a.update(da, ra)
+    ref = b.update(db, [float(r.detach()) for r in ra])
+    assert w.grad is None and all(isinstance(x, float) for x in out["advantages"])
+    assert out["advantages"] == ref["advantages"]
+    for p, q in zip(a.net.parameters(), b.net.parameters()):
+        assert torch.equal(p, q)
+
+
 def test_one_draw_uses_the_moving_average_baseline():
     loss, sim = _pool(2)
     s = TaskScheduler(generator=torch.Generator().manual_seed(3), momentum=0.5)

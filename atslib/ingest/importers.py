@@ -139,8 +139,18 @@ def read_l2l(src: Path, **_) -> list[ClassImages]:
     return out
 
 
+def _pil():
+    """pillow, or the one line that says how to get it."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DataError("this layout stores JPEG/PNG images, which need pillow; allowed: "
+                        "pip install 'atslib[ingest]' (or pip install pillow)") from None
+    return Image, UnidentifiedImageError
+
+
 def _open_image(path: Path, size: int | None, grey: bool) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    Image, UnidentifiedImageError = _pil()
     try:
         with Image.open(path) as im:
             im = im.convert("L" if grey else "RGB")
@@ -154,7 +164,7 @@ def _open_image(path: Path, size: int | None, grey: bool) -> np.ndarray:
 
 
 def _decode(blob, origin: str, grey: bool = False) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    Image, UnidentifiedImageError = _pil()
     data = blob.tobytes() if isinstance(blob, np.ndarray) else bytes(blob)
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -419,14 +429,58 @@ def check(classes: list[ClassImages], need: int) -> None:
                         f"--shots/--queries with shots + queries <= {min(x.count for x in classes)}")
 
 
+def _bar(items, progress: bool):
+    """A progress bar over ``items`` when tqdm is installed (it is not needed: then no bar)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc="importing", unit="class", disable=not progress or None, leave=False)
+
+
+def is_import(path: Path) -> bool:
+    """Whether ``path`` is an earlier import's output: the folder form with its manifest, or an npz
+    holding exactly the contract's arrays. Only such a path may be replaced (``--overwrite``)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            m = json.loads((path / "manifest.json").read_text())
+            extra = {f.name for f in path.iterdir()} - {"manifest.json", *m.get("sha256", {})}
+            return m.get("format") == "atslib-images-folder" and not extra
+        if path.is_file() and path.suffix == ".npz":
+            with zipfile.ZipFile(path) as z:
+                return sorted(z.namelist()) == ["names.npy", "split.npy", "x.npy", "y.npy"]
+    except (OSError, ValueError, zipfile.BadZipFile, AttributeError):
+        return False
+    return False
+
+
+def check_out(src: Path, out: Path, overwrite: bool = False) -> None:
+    """Refuse an ``--out`` that would lose anything: inside SRC or holding it, or an existing path
+    (replaced only with ``overwrite``, and then only when it is an earlier import)."""
+    s, o = src.resolve(), out.resolve()
+    if o == s or s in o.parents:
+        raise DataError(f"--out {out}: inside the source folder; write the import elsewhere")
+    if o in s.parents:
+        raise DataError(f"--out {out}: holds the source {src}; write the import elsewhere")
+    if not out.parent.exists():
+        raise DataError(f"--out {out}: the folder {out.parent} does not exist")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise DataError(f"--out {out}: already exists; allowed: a new path, or --overwrite to replace "
+                            f"an earlier import")
+        if out.is_symlink() or not is_import(out):
+            raise DataError(f"--out {out}: exists and is not an earlier import (a folder with an "
+                            f"atslib-images-folder manifest, or an npz of x, y, names, split); --overwrite "
+                            f"replaces only those; allowed: a new path")
+
+
 def write(classes: list[ClassImages], out: Path, progress: bool = True) -> dict:
-    """Write the contract to ``out`` (npz, or the memory-mapped folder form); return the summary."""
-    from tqdm.auto import tqdm
+    """Write the contract to ``out`` (npz, or the memory-mapped folder form); return the summary.
+    An existing ``out`` is replaced only after the new one is complete (callers check it first)."""
     out = Path(out)
     folder = out.suffix != ".npz"
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")     # this process's own; removed on failure
     n = sum(c.count for c in classes)
     order = sorted(range(len(classes)), key=lambda i: (classes[i].split, i))   # train, val, test
     classes = [classes[i] for i in order]
@@ -436,8 +490,7 @@ def write(classes: list[ClassImages], out: Path, progress: bool = True) -> dict:
     y = np.empty(n, dtype=np.int16)
     try:
         row = 0
-        bar = tqdm(classes, desc="importing", unit="class", disable=not progress or None, leave=False)
-        for ci, c in enumerate(bar):
+        for ci, c in enumerate(_bar(classes, progress)):
             imgs = c.read()
             if imgs.dtype != np.uint8:
                 raise DataError(f"{c.origin}: class {c.name!r}: images are {imgs.dtype}; expected uint8")
@@ -486,8 +539,9 @@ def write(classes: list[ClassImages], out: Path, progress: bool = True) -> dict:
 
 
 def import_dataset(src: str | Path, out: str | Path, fmt: str | None = None, need: int = 20,
-                   progress: bool = True, **options) -> dict:
-    """Detect (or take) the layout, read it, check it, write the contract; the summary as a dict."""
+                   progress: bool = True, overwrite: bool = False, **options) -> dict:
+    """Detect (or take) the layout, read it, check it, write the contract; the summary as a dict.
+    An existing ``out`` is an error unless ``overwrite`` and it is an earlier import (``check_out``)."""
     src = Path(src).expanduser()
     if fmt is not None and fmt not in LAYOUTS:
         raise DataError(f"--format {fmt}: allowed: {', '.join(LAYOUTS)}")
@@ -495,10 +549,7 @@ def import_dataset(src: str | Path, out: str | Path, fmt: str | None = None, nee
         raise DataError(f"{src}: no such file or folder")
     layout = fmt or detect(src)
     out = Path(out).expanduser()
-    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
-        raise DataError(f"--out {out}: inside the source folder; write the import elsewhere")
-    if not out.parent.exists():
-        raise DataError(f"--out {out}: the folder {out.parent} does not exist")
+    check_out(src, out, overwrite)
     classes = LAYOUTS[layout].read(src, **options)
     check(classes, need)
     summary = write(classes, out, progress)
