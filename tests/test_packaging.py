@@ -48,3 +48,36 @@ def test_import_without_jupyter():
             "print(atslib.__version__)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_built_wheel_works_outside_the_repository(tmp_path):
+    """What a researcher gets from ``pip install``: a wheel with every subpackage, the code only. Installed
+    into a folder and run from elsewhere, it says in one line that the default data need --data, and
+    trains and re-tests on a file it is given."""
+    import os
+    wheel = tmp_path / "wheel"
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(wheel), str(ROOT)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    site = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+                        *map(str, wheel.glob("atslib-*.whl"))], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = {p.relative_to(site).parent.as_posix() for p in (site / "atslib").rglob("*.py")}
+    assert found == {p.relative_to(ROOT).parent.as_posix() for p in (ROOT / "atslib").rglob("*.py")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ATSLIB_DATA_DIR")}
+    env["PYTHONPATH"] = str(site)
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    cli = [sys.executable, "-m", "atslib", "train", "--steps", "2", "--eval-every", "2", "--n-val-tasks", "2",
+           "--n-test-tasks", "3", "--pool-size", "3", "--queries", "2", "--width", "4", "--quiet"]
+    r = subprocess.run([*cli, "--out", "r0"], capture_output=True, text=True, env=env, cwd=away)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--data PATH" in r.stderr and not (away / "r0").exists()
+    data = ROOT / "data" / "quickdraw100.npz"
+    r = subprocess.run([*cli, "--method", "ats", "--data", str(data), "--out", "r1"], capture_output=True, text=True,
+                       env=env, cwd=away)
+    assert r.returncode == 0, r.stderr[-2000:]
+    code = "import atslib, json; r = atslib.load_run('r1'); print(atslib.__file__, r['summary']['method'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=away)
+    assert r.returncode == 0 and r.stdout.split() == [str(site / "atslib" / "__init__.py"), "ats"], r.stderr
