@@ -416,3 +416,37 @@ def test_budget_primary_takes_the_fixed_rule_best_on_validation(tmp_path):
     t = R.pairwise(df, "budget-binding", "b16", ("uniform", "rank-sim-loss", "rank-sim+loss", "ats"))
     ok = t["p"].notna()                       # differences with no spread over seeds have no t-test
     assert len(t) == 6 and ok.sum() >= 3 and (t.loc[ok, "p (Holm)"] >= t.loc[ok, "p"]).all()
+
+
+def test_equivalence_and_one_sided_tests_are_scipys():
+    """claims.tost (two one-sided tests) and claims.below against scipy's one-sided t-tests."""
+    from atslib.study import claims as C
+    for d in ([0.1, -0.3, 0.25, 0.05, -0.1], [1.5, 0.4, 2.2, 0.9], [-2.0, -1.1, -0.2]):
+        d = np.array(d)
+        ref = max(stats.ttest_1samp(d, -1.0, alternative="greater").pvalue,
+                  stats.ttest_1samp(d, 1.0, alternative="less").pvalue)
+        assert C.tost(d, 1.0) == pytest.approx(ref, rel=1e-12)
+        assert C.below(d, 1.37) == pytest.approx(stats.ttest_1samp(d, 1.37, alternative="less").pvalue, rel=1e-12)
+    assert C.tost([0.1, -0.3, 0.25, 0.05, -0.1], 1.0) < 0.01 < C.tost([1.5, 0.4, 2.2, 0.9], 1.0)
+
+
+def test_claim_one_adjusts_each_distinct_test_once():
+    """Claim 1's Holm family: ATS against uniform, the best non-adaptive baseline and the ranking per
+    noisy setting; where the best baseline is uniform that test is the same one and counts once."""
+    from atslib.metrics import holm
+    from atslib.study import claims as C
+    from atslib.study import reproduction as R
+    df = R.load_results(ROOT / "results")
+    found, _ = C.claim1_family(df)
+    if not found:
+        pytest.skip("no committed runs")
+    tests = {}
+    for f in found:
+        tests.update({(f["label"], "uniform"): f["pu"], (f["label"], f["b"]): f["pb"], (f["label"], "rank"): f["pr"]})
+    ref = dict(zip(tests, holm(list(tests.values()))))
+    assert len(tests) < 3 * len(found) or all(f["b"] != "uniform" for f in found)
+    for f in found:
+        assert f["hu"] == ref[(f["label"], "uniform")] and f["hr"] == ref[(f["label"], "rank")]
+        assert f["hb"] == ref[(f["label"], f["b"])]
+        if f["b"] == "uniform":
+            assert f["hb"] == f["hu"] and f["pb"] == f["pu"]

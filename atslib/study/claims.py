@@ -34,6 +34,7 @@ from .reproduction import (
     pool_records,
     prob_correlations,
     runs,
+    seed_differences,
     trend,
     untestable,
 )
@@ -84,25 +85,26 @@ def _pending(claim, paper):
     return {"claim": claim, "paper": paper, "ours": "runs not finished", "verdict": "pending"}
 
 
-def _two_part_claim(claim, paper, where, values: dict, threshold: float) -> dict:
-    """A claim made of two statistics that should both exceed ``threshold``."""
-    if not all(np.isfinite(v) for v in values.values()):
-        return _pending(claim, paper)
-    k = sum(v > threshold for v in values.values())
-    return {"claim": claim, "paper": paper, "ours": where + ", ".join(f"{n} {v:+.3f}" for n, v in values.items()),
-            "verdict": "holds" if k == len(values) else "partly" if k else "does not hold"}
-
-
 NOT_TESTABLE = "not testable at this scale"
 ORACLE_CELL = ("decisive", "1shot")
 DECISIVE_ABLATIONS = ("ats-loss-only", "ats-sim-only", "ats-reweight", "ats-random-phi")
 BUDGET_BINDING = ("budget-binding", "b16")
 BUDGET_CONTROL = ("budget-binding", "b64")
-BINDS_AT = 2.0          # points of uniform's 64 - 16 classes gap at which a budget binds (the pilot's rule)
+BINDS_AT = 2.0          # points of uniform's 64 - 16 classes gap at which a budget binds (the issue's "2-3
+                        # points", lower end; the pilot then chose T = 800, where the gap first reached 3)
+# The margin of "reaches the ceiling" (claim 8): ATS or the ranking within this many points of the
+# oracle. Set on 2026-12-04, after the oracle's runs: the effect the budget plan's 20 seeds were sized
+# to detect (about 1 point); stated as chosen after the data.
+EQUIVALENCE = 1.0
+
+
+def _g(p) -> str:
+    """Two significant digits; four where two would round a p onto the level (0.01005 is not 0.01)."""
+    return f"{p:.4g}" if 0.005 <= p < 0.02 else f"{p:.2g}"
 
 
 def _p(p, ph=None) -> str:
-    return f"p={p:.2g}" + (f", Holm {ph:.2g}" if ph is not None and np.isfinite(ph) else "")
+    return f"p={_g(p)}" + (f", Holm {_g(ph)}" if ph is not None and np.isfinite(ph) else "")
 
 
 def _budget_gap(df, small, large) -> float:
@@ -124,6 +126,102 @@ def _entropy_note(df, g, cell, method="ats") -> str:
             f"within 0.05 of uniform]")
 
 
+def claim1_family(df, test: str = "seeds") -> tuple[list[dict], bool]:
+    """Claim 1's comparisons, one dict per noisy setting: ATS against uniform (``du``, ``pu``), the
+    best non-adaptive baseline ``b`` (``db``, ``pb``) and rank-sim-loss (``dr``, ``pr``), each with its
+    Holm-adjusted p (``hu``, ``hb``, ``hr``; the family: every distinct test of the claim, so where the
+    best baseline is uniform its test counts once), and whether every baseline has finished."""
+    paired_ = paired if test == "seeds" else paired_tasks
+    other_ = paired_tasks if test == "seeds" else paired
+    settings = {**NOISY, **DRUG_NOISY, **{f"decisive {k}": DECISIVE[k] for k in ("1-shot 1000", "5-shot 1000")}}
+    found, complete = [], True
+    for label, (g, cell) in settings.items():
+        du, pu, n = paired_(df, g, cell, "ats", "uniform")
+        if n == 0:
+            complete = False
+            continue
+        expected = (DECISIVE_BASELINES if g == "decisive" else
+                    [m for m in NON_ADAPTIVE if not (m == "gcp" and g == "molecules")])
+        missing = [m for m in expected if cell_stats(df, g, cell, (m,)).empty]
+        complete = complete and not missing
+        b = bns(df, g, cell)
+        db, pb, _ = paired_(df, g, cell, "ats", b)
+        dr, pr, _ = paired_(df, *RANK_CELL.get((g, cell), (g, cell)), "ats", "rank-sim-loss")
+        _, pw, _ = other_(df, g, cell, "ats", "uniform")
+        found.append(dict(label=label, g=g, cell=cell, du=du, pu=pu, n=n, b=b, db=db, pb=pb, dr=dr, pr=pr, pw=pw,
+                          missing=missing, why=untestable(df, g, cell, "ats", "uniform")))
+    tests = {}                                   # (setting, other method) -> p: each distinct test once
+    for f in found:
+        tests[(f["label"], "uniform")] = f["pu"]
+        tests[(f["label"], f["b"])] = f["pb"]
+        tests[(f["label"], "rank-sim-loss")] = f["pr"]
+    adj = dict(zip(tests, holm(list(tests.values())))) if tests else {}
+    for f in found:
+        f.update(hu=adj[(f["label"], "uniform")], hb=adj[(f["label"], f["b"])], hr=adj[(f["label"], "rank-sim-loss")])
+    return found, complete
+
+
+def _one_sample(x, null: float = 0.0) -> tuple[float, float, int]:
+    """(mean, two-sided one-sample t-test p against ``null``, n) of the finite values of ``x``."""
+    from scipy import stats
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return float("nan"), float("nan"), int(x.size)
+    return float(x.mean()), float(stats.ttest_1samp(x, null).pvalue), int(x.size)
+
+
+def _seed_test_claim(claim, paper, where, per_seed: dict, null: float) -> dict:
+    """A claim made of statistics that should each exceed ``null``: each one's per-seed values are
+    tested against it (t-test over seeds, Holm over the statistics, level 0.01)."""
+    res = {n: _one_sample(v, null) for n, v in per_seed.items()}
+    if any(r[2] < 2 for r in res.values()):
+        return _pending(claim, paper)
+    ph = holm([r[1] for r in res.values()])
+    up = [r[0] > null and h < LEVEL for r, h in zip(res.values(), ph)]
+    down = [r[0] < null and h < LEVEL for r, h in zip(res.values(), ph)]
+    return {"claim": claim, "paper": paper,
+            "ours": where + ", ".join(f"{n} {r[0]:+.3f} (against {null:g}: {_p(r[1], h)}, {r[2]} seeds)"
+                                      for (n, r), h in zip(res.items(), ph)),
+            "verdict": "holds" if all(up) else "partly" if any(up) else
+                       "does not hold" if all(down) else "inconclusive at this scale"}
+
+
+def per_seed(pools: pd.DataFrame, fn) -> dict:
+    """``fn`` (a dict-valued statistic of pool records) computed on each seed's pools: {key: array over seeds}."""
+    if pools.empty:
+        return {}
+    out = [fn(g) for _, g in pools.groupby("seed")]
+    return {k: np.array([o[k] for o in out], dtype=float) for k in out[0]}
+
+
+def tost(d, margin: float) -> float:
+    """Two one-sided t-tests p that the mean of ``d`` lies within +-``margin`` (equivalence; small
+    p = shown to be within the margin)."""
+    from scipy import stats
+    d = np.asarray(d, dtype=float)
+    n = d.size
+    if n < 2:
+        return float("nan")
+    se = d.std(ddof=1) / np.sqrt(n)
+    if se == 0:
+        return 0.0 if abs(d.mean()) < margin else 1.0
+    lower = 1 - stats.t.cdf((d.mean() + margin) / se, n - 1)       # H0: mean <= -margin
+    upper = stats.t.cdf((d.mean() - margin) / se, n - 1)           # H0: mean >= +margin
+    return float(max(lower, upper))
+
+
+def below(d, bound: float) -> float:
+    """One-sided t-test p that the mean of ``d`` is below ``bound`` (H0: mean >= bound)."""
+    from scipy import stats
+    d = np.asarray(d, dtype=float)
+    n = d.size
+    if n < 2:
+        return float("nan")
+    se = d.std(ddof=1) / np.sqrt(n)
+    return float(stats.t.cdf((d.mean() - bound) / se, n - 1)) if se > 0 else float(d.mean() >= bound)
+
+
 def claims(df, test: str = "seeds") -> pd.DataFrame:
     """Each claim with our numbers and a verdict: holds / partly / does not hold / inconclusive /
     not testable at this scale (with the reason) / pending (its runs have not finished).
@@ -143,29 +241,13 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
     rows = []
     # 1. ATS beats every baseline under noise
     c, paper = "ATS beats every baseline under noise", "1-shot +2.54, 5-shot +3.70 points over uniform; drug R² 0.233 vs 0.202 (η=4); * vs BNS at 0.01"
-    settings = {**NOISY, **DRUG_NOISY, **{f"decisive {k}": DECISIVE[k] for k in ("1-shot 1000", "5-shot 1000")}}
-    found, complete = [], True
-    for label, (g, cell) in settings.items():
-        du, pu, n = paired_(df, g, cell, "ats", "uniform")
-        if n == 0:
-            complete = False
-            continue
-        expected = (DECISIVE_BASELINES if g == "decisive" else
-                    [m for m in NON_ADAPTIVE if not (m == "gcp" and g == "molecules")])
-        missing = [m for m in expected if cell_stats(df, g, cell, (m,)).empty]
-        complete = complete and not missing
-        b = bns(df, g, cell)
-        db, pb, _ = paired_(df, g, cell, "ats", b)
-        dr, pr, _ = paired_(df, *RANK_CELL.get((g, cell), (g, cell)), "ats", "rank-sim-loss")
-        _, pw, _ = other_(df, g, cell, "ats", "uniform")
-        found.append(dict(label=label, g=g, cell=cell, du=du, pu=pu, n=n, b=b, db=db, pb=pb, dr=dr, pr=pr, pw=pw,
-                          missing=missing, why=untestable(df, g, cell, "ats", "uniform")))
+    found, complete = claim1_family(df, test)
     if not found:
         rows.append(_pending(c, paper))
     else:
-        adj = holm([x for f in found for x in (f["pu"], f["pb"], f["pr"])]).reshape(-1, 3)
         parts, testable, wins_u, wins_all = [], 0, 0, 0
-        for f, (hu, hb, hr) in zip(found, adj):
+        for f in found:
+            hu, hb, hr = f["hu"], f["hb"], f["hr"]
             sc, dg, unit = (100, 2, " pts") if f["g"] != "molecules" else (1, 3, " R²")
             text = (f"{f['label']}: vs uniform {f['du'] * sc:+.{dg}f}{unit} ({_p(f['pu'], hu)}, {f['n']} seeds; "
                     f"{other_name} p={f['pw']:.2g}), vs BNS [{f['b']}] {f['db'] * sc:+.{dg}f} ({_p(f['pb'], hb)}), "
@@ -183,6 +265,8 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
             parts.append(text)
         verdict = ("pending" if not complete else NOT_TESTABLE if not testable else
                    "holds" if wins_all == testable == len(found) else "partly" if wins_u else "does not hold")
+        if verdict == "partly" and not wins_all:
+            parts.append("ATS beats uniform but, at Holm 0.01, no cell's best non-adaptive baseline")
         rows.append({"claim": c, "paper": paper, "ours": "; ".join(parts), "verdict": verdict})
     # 2. gain over uniform grows with the noise ratio
     c, paper = "the gain over uniform is larger at high noise", "+2.1, +1.6, +2.5, +5.7 at ratios 0.2-0.8"
@@ -241,8 +325,10 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         if n:
             sc, dg = (1, 3) if "drug" in ca else (100, 2)
             why = [w for w in (untestable(df, ga, ca, "ats", m) for m in ("ats-loss-only", "ats-sim-only")) if w]
-            old.append(f"{label} (150 steps): − loss-only {lo * sc:+.{dg}f} (p={plo:.2g}), − sim-only {si * sc:+.{dg}f} "
-                       f"(p={psi:.2g})" + (f" [{NOT_TESTABLE}: {why[0]}]" if why else ""))
+            steps = runs(df, ga, ca, "ats")["steps"].astype(int).iloc[0]
+            ph_old = holm([plo, psi])
+            old.append(f"{label} ({steps} steps, {n} seeds): − loss-only {lo * sc:+.{dg}f} ({_p(plo, ph_old[0])}), "
+                       f"− sim-only {si * sc:+.{dg}f} ({_p(psi, ph_old[1])})" + (f" [{NOT_TESTABLE}: {why[0]}]" if why else ""))
     if len(have) < 2:
         rows.append({"claim": c, "paper": paper, "verdict": "pending",
                      "ours": "1000-step ablations (decisive 1-shot, seeds 0-4) not finished; earlier cells: " + "; ".join(old)})
@@ -255,18 +341,22 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         rows.append({"claim": c, "paper": paper, "verdict": "holds" if all(ok) else "partly" if any(ok) else "does not hold",
                      "ours": "decisive 1-shot, 1000 steps: " + "; ".join(parts) + "; earlier cells: " + "; ".join(old)})
     # 5. noisy tasks: high loss, low similarity; 6. limited budget: valuable tasks at high loss and high similarity
-    sep = factor_separation(pool_records(df, "noisy", "1shot", "ats"))
-    rows.append(_two_part_claim(
+    # (since 2026-12-04 both are tests over seeds: each seed's statistic, t-tested against its null,
+    # Holm over the two; before, a threshold on the statistic pooled over seeds)
+    sep = per_seed(pool_records(df, "noisy", "1shot", "ats"), factor_separation)
+    rows.append(_seed_test_claim(
         "noisy tasks sit at high loss and low gradient similarity", "scatter plots: noisy tasks high loss / low sim",
-        "1-shot, noise 0.6, ATS pools (2nd half): ", {"AUC(noisy | high loss)": sep["auc_loss"],
-                                                      "AUC(noisy | low similarity)": sep["auc_low_sim"]}, 0.6))
+        "1-shot, noise 0.6, ATS pools (2nd half), per seed: ",
+        {"AUC(noisy | high loss)": sep.get("auc_loss", []), "AUC(noisy | low similarity)": sep.get("auc_low_sim", [])},
+        0.5))
     c6, p6 = "with a limited budget, ATS favours tasks of high loss and high similarity", "scatter: chosen tasks high loss, high sim"
     primary = budget_primary(df, *BUDGET_BINDING)
     if primary["complete"]:
-        rc = prob_correlations(pool_records(df, *BUDGET_BINDING, "ats"))
-        rows.append(_two_part_claim(c6, p6, f"16 classes, 1-shot, 800 steps (binding), ATS pools (2nd half), "
-                                            f"{primary['seeds']} seeds: ",
-                                    {"Spearman(prob, loss)": rc["rho_loss"], "Spearman(prob, similarity)": rc["rho_sim"]}, 0.0))
+        rc = per_seed(pool_records(df, *BUDGET_BINDING, "ats"), prob_correlations)
+        rows.append(_seed_test_claim(c6, p6, "16 classes, 1-shot, 800 steps (binding), ATS pools (2nd half), "
+                                             "mean within-pool Spearman per seed: ",
+                                     {"Spearman(prob, loss)": rc.get("rho_loss", []),
+                                      "Spearman(prob, similarity)": rc.get("rho_sim", [])}, 0.0))
     else:
         rc = prob_correlations(pool_records(df, "budget", "b16-1shot", "ats"))
         gap = _budget_gap(df, BUDGETS[16], BUDGETS[64])
@@ -282,14 +372,18 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         rows.append(_pending(c, paper))
     else:
         ph = holm([r[1] for r in res.values()])
-        parts = [f"decisive {k}: {r[0] * 100:+.2f} [{r[2] * 100:+.2f}, {r[3] * 100:+.2f}] ({_p(r[1], h)}, {r[4]} seeds)"
+        # the paper's gap as the null (since 2026-12-04; before: whether it lay above the 95% intervals):
+        # one-sided t-test that ATS - ranking is below it, Holm over the two shots
+        pg = {k: below(seed_differences(df, *DECISIVE[k], "ats", "rank-sim-loss") * 100, ref[k]) for k in ref}
+        pgh = dict(zip(pg, holm(list(pg.values()))))
+        parts = [f"decisive {k}: {r[0] * 100:+.2f} [{r[2] * 100:+.2f}, {r[3] * 100:+.2f}] ({_p(r[1], h)}, {r[4]} seeds; "
+                 f"below the paper's +{ref[k]:.2f}: one-sided {_p(pg[k], pgh[k])})"
                  for (k, r), h in zip(res.items(), ph)]
         win = [r[0] > 0 and h < LEVEL for r, h in zip(res.values(), ph)]
-        below = [r[3] * 100 < ref[k] for k, r in res.items()]          # the paper's gap outside our interval
+        short = [pgh[k] < LEVEL for k in ref]                          # the paper's gap rejected
         verdict = ("holds" if all(win) else "partly" if any(win) else
-                   "does not hold" if all(below) else "inconclusive at this scale")
-        rows.append({"claim": c, "paper": paper, "verdict": verdict,
-                     "ours": "; ".join(parts) + ("; the paper's gaps lie above both 95% intervals" if all(below) else "")})
+                   "does not hold" if all(short) else "inconclusive at this scale")
+        rows.append({"claim": c, "paper": paper, "verdict": verdict, "ours": "; ".join(parts)})
     # 8. our finding: the noise ceiling (the oracle reads the hidden noise flags; never a baseline)
     c, paper = ("finding (ours): ATS and the fixed ranking reach the clean-task ceiling under noise",
                 "not in the paper; the ceiling is oracle-clean, which trains only on the pool's clean tasks")
@@ -299,14 +393,23 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         res = {m: paired_ci(df, *ORACLE_CELL, m, "oracle-clean") for m in ("ats", "rank-sim-loss", "uniform")}
         ph = holm([r[1] for r in res.values()])
         o = cell_stats(df, *ORACLE_CELL, ("oracle-clean",))
-        parts = [f"{m} − oracle {r[0] * 100:+.2f} [{r[2] * 100:+.2f}, {r[3] * 100:+.2f}] ({_p(r[1], h)}, {r[4]} seeds)"
+        # "reach" is an equivalence (since 2026-12-04; before: the interval contains 0): two one-sided
+        # tests that the method is within EQUIVALENCE points of the oracle, Holm over the two methods
+        eq = {m: tost(seed_differences(df, *ORACLE_CELL, m, "oracle-clean") * 100, EQUIVALENCE)
+              for m in ("ats", "rank-sim-loss")}
+        eqh = dict(zip(eq, holm(list(eq.values()))))
+        parts = [f"{m} − oracle {r[0] * 100:+.2f} [{r[2] * 100:+.2f}, {r[3] * 100:+.2f}] ({_p(r[1], h)}, {r[4]} seeds"
+                 + (f"; within ±{EQUIVALENCE:g} pts: {_p(eq[m], eqh[m])})" if m in eq else ")")
                  for (m, r), h in zip(res.items(), ph)]
-        # "reach": no difference from the oracle, the intervals saying how close that is shown
-        reach = [res[m][2] <= 0 <= res[m][3] or res[m][0] > 0 for m in ("ats", "rank-sim-loss")]
-        rows.append({"claim": c, "paper": paper,
-                     "verdict": "holds" if all(reach) else "partly" if any(reach) else "does not hold",
+        reach = [eqh[m] < LEVEL for m in eq]
+        below_ = [res[m][0] < 0 and h < LEVEL for m, h in zip(res, ph) if m in eq]
+        verdict = ("holds" if all(reach) else "partly" if any(reach) else
+                   "does not hold" if all(below_) else NOT_TESTABLE)
+        why = (f" [{NOT_TESTABLE}: with {res['ats'][4]} seeds neither method is shown within ±{EQUIVALENCE:g} "
+               f"points of the oracle nor below it]" if verdict == NOT_TESTABLE else "")
+        rows.append({"claim": c, "paper": paper, "verdict": verdict,
                      "ours": f"decisive 1-shot (noise 0.6, flip 0.8, 1000 steps): oracle {o['mean'].iloc[0] * 100:.2f}%; "
-                             + "; ".join(parts)})
+                             + "; ".join(parts) + why})
     # 9. the pre-registered budget test: ATS against the best fixed rule where the budget binds
     c, paper = ("with a binding class budget, ATS beats the best fixed rule (pre-registered 2026-12-02)",
                 "budget: +1.54 over uniform at 16 classes; valuable tasks are hard and aligned")
