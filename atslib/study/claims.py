@@ -184,7 +184,7 @@ def _seed_test_claim(claim, paper, where, per_seed: dict, null: float) -> dict:
             "ours": where + ", ".join(f"{n} {r[0]:+.3f} (against {null:g}: {_p(r[1], h)}, {r[2]} seeds)"
                                       for (n, r), h in zip(res.items(), ph)),
             "verdict": "holds" if all(up) else "partly" if any(up) else
-                       "does not hold" if all(down) else "inconclusive at this scale"}
+                       "does not hold" if any(down) else "inconclusive at this scale"}
 
 
 def per_seed(pools: pd.DataFrame, fn) -> dict:
@@ -200,13 +200,14 @@ def tost(d, margin: float) -> float:
     p = shown to be within the margin)."""
     from scipy import stats
     d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
     n = d.size
     if n < 2:
         return float("nan")
     se = d.std(ddof=1) / np.sqrt(n)
     if se == 0:
         return 0.0 if abs(d.mean()) < margin else 1.0
-    lower = 1 - stats.t.cdf((d.mean() + margin) / se, n - 1)       # H0: mean <= -margin
+    lower = stats.t.sf((d.mean() + margin) / se, n - 1)             # H0: mean <= -margin
     upper = stats.t.cdf((d.mean() - margin) / se, n - 1)           # H0: mean >= +margin
     return float(max(lower, upper))
 
@@ -215,11 +216,14 @@ def below(d, bound: float) -> float:
     """One-sided t-test p that the mean of ``d`` is below ``bound`` (H0: mean >= bound)."""
     from scipy import stats
     d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
     n = d.size
     if n < 2:
         return float("nan")
     se = d.std(ddof=1) / np.sqrt(n)
-    return float(stats.t.cdf((d.mean() - bound) / se, n - 1)) if se > 0 else float(d.mean() >= bound)
+    if se == 0:
+        return float(d.mean() >= bound)
+    return float(stats.t.cdf((d.mean() - bound) / se, n - 1))
 
 
 def claims(df, test: str = "seeds") -> pd.DataFrame:
@@ -383,7 +387,9 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         short = [pgh[k] < LEVEL for k in ref]                          # the paper's gap rejected
         verdict = ("holds" if all(win) else "partly" if any(win) else
                    "does not hold" if all(short) else "inconclusive at this scale")
-        rows.append({"claim": c, "paper": paper, "verdict": verdict, "ours": "; ".join(parts)})
+        rows.append({"claim": c, "paper": paper, "verdict": verdict,
+                     "ours": "; ".join(parts) + ("; the paper's gaps are rejected; a smaller gain is not excluded"
+                                                 if verdict == "does not hold" else "")})
     # 8. our finding: the noise ceiling (the oracle reads the hidden noise flags; never a baseline)
     c, paper = ("finding (ours): ATS and the fixed ranking reach the clean-task ceiling under noise",
                 "not in the paper; the ceiling is oracle-clean, which trains only on the pool's clean tasks")
@@ -402,11 +408,15 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
                  + (f"; within ±{EQUIVALENCE:g} pts: {_p(eq[m], eqh[m])})" if m in eq else ")")
                  for (m, r), h in zip(res.items(), ph)]
         reach = [eqh[m] < LEVEL for m in eq]
-        below_ = [res[m][0] < 0 and h < LEVEL for m, h in zip(res, ph) if m in eq]
+        # short of the ceiling: more than the margin below the oracle (one-sided, Holm over the two)
+        sh = {m: below(seed_differences(df, *ORACLE_CELL, m, "oracle-clean") * 100, -EQUIVALENCE) for m in eq}
+        shh = dict(zip(sh, holm(list(sh.values()))))
+        short = [shh[m] < LEVEL for m in eq]
         verdict = ("holds" if all(reach) else "partly" if any(reach) else
-                   "does not hold" if all(below_) else NOT_TESTABLE)
-        why = (f" [{NOT_TESTABLE}: with {res['ats'][4]} seeds neither method is shown within ±{EQUIVALENCE:g} "
-               f"points of the oracle nor below it]" if verdict == NOT_TESTABLE else "")
+                   "does not hold" if all(short) else "inconclusive at this scale")
+        why = (f" [inconclusive at this scale: with {res['ats'][4]} seeds no method is shown within ±{EQUIVALENCE:g} "
+               f"points of the oracle, and not every one is shown further below it]"
+               if verdict == "inconclusive at this scale" else "")
         rows.append({"claim": c, "paper": paper, "verdict": verdict,
                      "ours": f"decisive 1-shot (noise 0.6, flip 0.8, 1000 steps): oracle {o['mean'].iloc[0] * 100:.2f}%; "
                              + "; ".join(parts) + why})
