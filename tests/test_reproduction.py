@@ -428,6 +428,9 @@ def test_equivalence_and_one_sided_tests_are_scipys():
         assert C.tost(d, 1.0) == pytest.approx(ref, rel=1e-12)
         assert C.below(d, 1.37) == pytest.approx(stats.ttest_1samp(d, 1.37, alternative="less").pvalue, rel=1e-12)
     assert C.tost([0.1, -0.3, 0.25, 0.05, -0.1], 1.0) < 0.01 < C.tost([1.5, 0.4, 2.2, 0.9], 1.0)
+    # a seed without a difference (NaN) is left out, never read as a rejection
+    assert np.isnan(C.below([0.1, np.nan], 1.37)) and np.isnan(C.tost([0.1, np.nan], 1.0))
+    assert C.below([0.1, 0.3, np.nan], 1.37) == pytest.approx(stats.ttest_1samp([0.1, 0.3], 1.37, alternative="less").pvalue)
 
 
 def test_claim_one_adjusts_each_distinct_test_once():
