@@ -137,10 +137,7 @@ eq_h = dict(zip(eq_p, holm(list(eq_p.values()))))
 fam1 = {f["label"]: f for f in C.claim1_family(df)[0]}
 F1, F5, FM = fam1["decisive 1-shot 1000"], fam1["decisive 5-shot 1000"], fam1["drug η=4"]
 assert F1["b"] == F5["b"] == "spl", (F1["b"], F5["b"])          # the words below name SPL
-# the decisive study's family, unrounded (the saved table prints p to two digits): the same rows as `vs`
-dec_p = {(label, m): R.paired(df, g, c, "ats", m) for label, (g, c) in C.DECISIVE.items() for m in others}
-dec_p = {k: v[1] for k, v in dec_p.items() if v[2] > 0}
-dec_h = dict(zip(dec_p, holm(list(dec_p.values()))))
+dec_h = vs.attrs["p (Holm)"]            # the decisive study's family, unrounded (the table prints two digits)
 
 # %% [markdown]
 # ## Conclusions
@@ -882,7 +879,7 @@ flip-noise cells give {pts(bf['flip 0.4'])} (flip 0.4) and {pts(bf['flip 0.2'])}
 # %%
 def p_text(p):
     """A p-value to two digits, four where two would round it onto the level 0.01; "n/a" if missing."""
-    return "n/a" if not np.isfinite(p) else f"{p:.4g}" if 0.005 <= p < 0.02 else f"{p:.2g}"
+    return "n/a" if not np.isfinite(p) else C.p_digits(p)
 
 
 def families(shot, other, f1, key):
@@ -929,11 +926,7 @@ mol_u = R.paired(df, *C.DRUG_NOISY["drug η=4"], "ats", "uniform")
 mol_cell = C.DRUG_NOISY["drug η=4"]
 mol_r = R.paired(df, *C.RANK_CELL.get(mol_cell, mol_cell), "ats", "rank-sim-loss")   # where the ranking ran
 gap800 = C._budget_gap(df, C.BUDGET_BINDING, C.BUDGET_CONTROL)
-mol_runs = R.runs(df, *mol_cell, "ats")
-mol_ent = np.array([R.late_entropy(d) for d in mol_runs["dir"]], dtype=float)
-mol_top = float(np.log(mol_runs["pool_size"].astype(float).iloc[0])) if "pool_size" in mol_runs else float(np.log(10))
-mol_ent = mol_ent[np.isfinite(mol_ent)]
-mol_near = int((mol_ent > mol_top - 0.05).sum())
+mol_ent, _, mol_near = C.late_entropies(df, *mol_cell)
 rank_claim = cl[cl["claim"].str.startswith("ATS beats the fixed ranking")]["verdict"].iloc[0]
 headline = pd.DataFrame([
     {"question": "Where does ATS win?",

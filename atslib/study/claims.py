@@ -98,13 +98,13 @@ BINDS_AT = 2.0          # points of uniform's 64 - 16 classes gap at which a bud
 EQUIVALENCE = 1.0
 
 
-def _g(p) -> str:
+def p_digits(p) -> str:
     """Two significant digits; four where two would round a p onto the level (0.01005 is not 0.01)."""
     return f"{p:.4g}" if 0.005 <= p < 0.02 else f"{p:.2g}"
 
 
 def _p(p, ph=None) -> str:
-    return f"p={_g(p)}" + (f", Holm {_g(ph)}" if ph is not None and np.isfinite(ph) else "")
+    return f"p={p_digits(p)}" + (f", Holm {p_digits(ph)}" if ph is not None and np.isfinite(ph) else "")
 
 
 def _budget_gap(df, small, large) -> float:
@@ -113,15 +113,21 @@ def _budget_gap(df, small, large) -> float:
     return float("nan") if a.empty or b.empty else float(a["mean"].iloc[0] - b["mean"].iloc[0]) * 100
 
 
-def _entropy_note(df, g, cell, method="ats") -> str:
-    """The scheduler's late-training entropy over its runs, against the uniform maximum ln(pool size)."""
+def late_entropies(df, g, cell, method="ats") -> tuple[np.ndarray, float, int]:
+    """The scheduler's late-training entropy of each run (finite ones), the uniform maximum ln(pool
+    size), and how many runs are within 0.05 of it."""
     r = runs(df, g, cell, method)
     e = np.array([late_entropy(d) for d in r["dir"]], dtype=float)
     e = e[np.isfinite(e)]
+    top = float(np.log(r["pool_size"].astype(float).iloc[0])) if "pool_size" in r and len(r) else float(np.log(10))
+    return e, top, int((e > top - 0.05).sum())
+
+
+def _entropy_note(df, g, cell, method="ats") -> str:
+    """The scheduler's late-training entropy over its runs, against the uniform maximum ln(pool size)."""
+    e, top, near = late_entropies(df, g, cell, method)
     if not e.size:
         return ""
-    top = float(np.log(r["pool_size"].astype(float).iloc[0])) if "pool_size" in r else float(np.log(10))
-    near = int((e > top - 0.05).sum())
     return (f" [ATS entropy, late half: median {np.median(e):.2f} of a maximum {top:.3f}; {near} of {e.size} runs "
             f"within 0.05 of uniform]")
 
@@ -195,23 +201,6 @@ def per_seed(pools: pd.DataFrame, fn) -> dict:
     return {k: np.array([o[k] for o in out], dtype=float) for k in out[0]}
 
 
-def tost(d, margin: float) -> float:
-    """Two one-sided t-tests p that the mean of ``d`` lies within +-``margin`` (equivalence; small
-    p = shown to be within the margin)."""
-    from scipy import stats
-    d = np.asarray(d, dtype=float)
-    d = d[np.isfinite(d)]
-    n = d.size
-    if n < 2:
-        return float("nan")
-    se = d.std(ddof=1) / np.sqrt(n)
-    if se == 0:
-        return 0.0 if abs(d.mean()) < margin else 1.0
-    lower = stats.t.sf((d.mean() + margin) / se, n - 1)             # H0: mean <= -margin
-    upper = stats.t.cdf((d.mean() - margin) / se, n - 1)           # H0: mean >= +margin
-    return float(max(lower, upper))
-
-
 def below(d, bound: float) -> float:
     """One-sided t-test p that the mean of ``d`` is below ``bound`` (H0: mean >= bound)."""
     from scipy import stats
@@ -224,6 +213,13 @@ def below(d, bound: float) -> float:
     if se == 0:
         return float(d.mean() >= bound)
     return float(stats.t.cdf((d.mean() - bound) / se, n - 1))
+
+
+def tost(d, margin: float) -> float:
+    """Two one-sided t-tests p that the mean of ``d`` lies within +-``margin`` (equivalence; small
+    p = shown to be within the margin): the larger of "below +margin" and "above -margin"."""
+    d = np.asarray(d, dtype=float)
+    return max(below(d, margin), below(-d, margin))
 
 
 def claims(df, test: str = "seeds") -> pd.DataFrame:

@@ -340,7 +340,7 @@ def versus(df, settings: dict, others, method: str = "ats", name: str | None = N
     name = name or ("ATS" if method == "ats" else method)
     verdict = f"verdict at {LEVEL:g}"
     columns = ["setting", f"{name} −", "seeds", "points", "p (seeds)", "p (Holm)", "95% CI", "p tasks (cond.)", verdict]
-    rows, raw = [], []
+    rows, raw, kept = [], [], []
     for label, (grid, cell) in settings.items():
         for other in others:
             r = compare(df, grid, cell, method, other)
@@ -348,15 +348,20 @@ def versus(df, settings: dict, others, method: str = "ats", name: str | None = N
             if not n:
                 continue
             raw.append(p if n >= 2 else float("nan"))
+            kept.append(other)
             rows.append({"setting": label, f"{name} −": method_label(other), "seeds": n, "points": f"{d * 100:+.2f}",
                          "p (seeds)": "–" if n < 2 else f"{p:.2g}",
                          "95% CI": f"[{r['lo'] * 100:+.2f}, {r['hi'] * 100:+.2f}]",
                          "p tasks (cond.)": f"{r['p_tasks']:.2g}", "_d": d})
-    for row, ph in zip(rows, holm(raw)):
+    adj = holm(raw)
+    for row, ph in zip(rows, adj):
         row["p (Holm)"] = f"{ph:.2g}" if np.isfinite(ph) else "–"
         d = row.pop("_d")
         row[verdict] = (f"{name} better" if d > 0 else f"{name} worse") if ph < LEVEL else "no difference shown"
-    return pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(rows, columns=columns)
+    # the table prints p to two digits; the unrounded Holm p of each (setting, other) ride along
+    out.attrs["p (Holm)"] = {(r["setting"], o): ph for r, o, ph in zip(rows, kept, adj)}
+    return out
 
 
 def gains(df, settings: dict, other="uniform", test=None) -> pd.DataFrame:
