@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -119,6 +119,23 @@ rank_vs = R.versus(df, C.DECISIVE, ("uniform", "uniform-val", "spl"), method="ra
 sep_long = R.factor_separation(R.pool_records(df, *C.DECISIVE["1-shot 1000"], "ats"))
 auc_long = R.cell_stats(df, *C.DECISIVE["1-shot 1000"]).set_index("method")["noise_auc"]
 bp = R.budget_primary(df)
+
+
+def budget_words(bp) -> str:
+    """The pre-registered primary test in words (level 0.01), or "pending"."""
+    if not bp["complete"]:
+        return "pending"
+    lo, hi = bp["ci"][0] * 100, bp["ci"][1] * 100
+    if bp["p"] < R.LEVEL:
+        return (f"ATS beats the best fixed rule ({bp['best_fixed']})" if bp["diff"] > 0 else
+                f"the best fixed rule ({bp['best_fixed']}) beats ATS")
+    ruled_out = cl.set_index("claim")["verdict"].filter(like="binding class budget").eq("does not hold").any()
+    return (f"no difference is shown at level {R.LEVEL:g} between ATS and the best fixed rule ({bp['best_fixed']}), "
+            f"95% interval [{lo:+.2f}, {hi:+.2f}] points"
+            + (f"; a gain of {C.BUDGET_GAIN:g} point or more, the size the test was powered for, is ruled out "
+               f"(one-sided, level {R.LEVEL:g})" if ruled_out else ""))
+
+
 cl = C.claims(df)
 d1 = {m: row_of(vs, "1-shot 1000", m) for m in others} | {"oracle-clean": row_of(vs_oracle, "1-shot 1000", "oracle-clean")}
 d5 = {m: row_of(vs, "5-shot 1000", m) for m in others}
@@ -183,7 +200,7 @@ if bp["complete"]:
     say(f"""**The pre-registered limited-budget test is complete** ({seeds(bp['seeds'])}): ATS minus the
     best fixed rule by validation ({bp['best_fixed']}) is {pts(bp['diff'] * 100)} (95% CI
     {ci(bp['ci'][0] * 100, bp['ci'][1] * 100)}, {pval(bp['p'])}; ATS above on {bp['above']} of
-    {bp['seeds']} seeds), tested at level 0.01.""");
+    {bp['seeds']} seeds), tested at level 0.01: {budget_words(bp)}.""");
 else:
     say(f"""**In progress: the pre-registered limited-budget test.** Its plan was written before its runs
     (REPRODUCTION.md, 2026-12-02): 16 meta-training classes, 1-shot, 800 steps from scratch, where
@@ -684,30 +701,45 @@ if bp["complete"]:
 display(show(pd.DataFrame([row]), "07_budget_binding"))
 say(f"""**What this shows.** {bp['seeds']} of {R.BUDGET_SEEDS} seeds have finished all four methods
 ({'complete' if bp['complete'] else 'the test is pending; no conclusion is drawn until every seed is in'}).
-The control shows the budget binds at 800 steps: uniform with all 64 classes beats uniform with 16
-by {pts(row['uniform 64 − 16 classes (pts)'])} (the plan's rule: at least {num(C.BINDS_AT, 1)} points).""");
+The control {'shows the budget binds' if row['uniform 64 − 16 classes (pts)'] >= C.BINDS_AT else 'does not show the budget binding'}
+at 800 steps: uniform with all 64 classes {'beats' if row['uniform 64 − 16 classes (pts)'] > 0 else 'does not beat'} uniform with 16
+by {pts(row['uniform 64 − 16 classes (pts)'])} (the plan's rule: at least {num(C.BINDS_AT, 1)} points)."""
+    + (f" The primary test: {budget_words(bp)}." if bp["complete"] else ""));
 
 # %%
 # The method means stay hidden until every seed is in: the plan extends the grid on the spread
 # of the differences alone, never on how they look.
 pairs = R.pairwise(df, *B_CELL, R.BUDGET_FIXED + ("ats",)).round(3)
+sig_pairs = pairs[pairs["p (Holm)"] < R.LEVEL]
 display(show(pairs if bp["complete"] else pairs[["a", "b", "seeds"]], "07_budget_pairs"))
 say(f"""**What this shows.** The six pairwise comparisons the plan lists as secondary, with the seeds
-each pair has so far ({int(pairs['seeds'].min())}–{int(pairs['seeds'].max())}).
-{'' if bp['complete'] else f'Their differences stay hidden until all {R.BUDGET_SEEDS} seeds are in, so that nothing about them can steer the study.'}""");
+each pair has {'' if bp['complete'] else 'so far '}({seed_span(pairs['seeds'])}).
+{'' if bp['complete'] else f'Their differences stay hidden until all {R.BUDGET_SEEDS} seeds are in, so that nothing about them can steer the study.'}"""
+    + ("" if not bp["complete"] else " After Holm over the six, " + (
+        "; ".join(f"{r.a if r['a - b'] > 0 else r.b} beats {r.b if r['a - b'] > 0 else r.a} by {abs(r['a - b']):.2f} points "
+                  f"(Holm p {C.p_digits(r['p (Holm)'])})" for _, r in sig_pairs.iterrows())
+        if len(sig_pairs) else f"no pair differs at level {R.LEVEL:g}") + "."));
 
 # %%
 # Blind like the pairs above (since 2026-12-04; from 10 to 12 seeds the interim correlations were
 # shown, a deviation REPRODUCTION.md records): until every seed is in, only the pools are counted.
-quarters = R.prob_correlations_by_part(R.pool_records(df, *B_CELL, "ats")).round(3)
+b_pools = R.pool_records(df, *B_CELL, "ats")
+quarters = R.prob_correlations_by_part(b_pools).round(3)
+shift = R.preference_shift(b_pools) if bp["complete"] else None      # blind until complete, like the rest
 quarters = show(quarters if bp["complete"] else quarters[["part", "steps", "pools"]], "07_budget_quarters")
 display(quarters)
 say(f"""**What this shows.** {'ATS' if bp['complete'] else 'When every seed is in: ATS'}'s within-pool Spearman
 correlation of its task probabilities with the loss (`rho_loss`) and with the similarity
 (`rho_sim`), per quarter of its 800 steps, over the {int(quarters['pools'].sum()) if len(quarters) else 0}
-pools recorded {'' if bp['complete'] else 'so far'}. It is a secondary question of the plan (does ATS's
+pools recorded{'' if bp['complete'] else ' so far'}. It is a secondary question of the plan (does ATS's
 preference change sign during training?) and
-{'is read with the primary test.' if bp['complete'] else 'stays hidden, like the differences, until the seeds are in.'}""");
+{'is read with the primary test.' if bp['complete'] else 'stays hidden, like the differences, until the seeds are in.'}"""
+    + ("" if shift is None else
+       f""" Over seeds (each seed's mean correlation in the first and in the last quarter, t-tested against 0,
+Holm over the two): the preference for loss is {shift['first']:+.3f} early (Holm p {C.p_digits(shift['p_first'])}) and
+{shift['last']:+.3f} late (Holm p {C.p_digits(shift['p_last'])}); it changes sign in {shift['seeds_flipped']} of
+{seeds(shift['seeds'])}, and {'does' if shift['changes_sign'] else 'is not shown to'} change sign at level {R.LEVEL:g}
+(late − early paired over seeds: p {C.p_digits(shift['p_shift'])})."""));
 
 # %% [markdown]
 # ## Appendix
@@ -963,14 +995,16 @@ headline = pd.DataFrame([
                f"Holm {p_text(eq_h['ats'])}), ranking − oracle {t_interval(*C.ORACLE_CELL, 'rank-sim-loss', 'oracle-clean')} "
                f"(Holm {p_text(eq_h['rank-sim-loss'])})."},
     {"question": "Does learning the schedule pay with a limited budget?",
-     "answer": (f"ATS − the best fixed rule by validation ({bp['best_fixed']}): {pts(bp['diff'] * 100)}, "
-                f"{pval(bp['p'])} over {seeds(bp['seeds'])} (pre-registered 2026-12-02)." if bp["complete"] else
+     "answer": (f"{budget_words(bp)[0].upper()}{budget_words(bp)[1:]} (pre-registered 2026-12-02; 16 classes, 1-shot, "
+                f"800 steps from scratch). ATS − {bp['best_fixed']}: {pts(bp['diff'] * 100)}, {pval(bp['p'])}, "
+                f"{seeds(bp['seeds'])}; ATS above on {bp['above']}." if bp["complete"] else
                 f"Not known yet. The test was pre-registered on 2026-12-02 (16 classes, 800 steps, ATS against "
                 f"the best of uniform and both signs of the fixed ranking; {R.BUDGET_SEEDS} seeds since the "
                 f"plan's interim look); until its seeds are in, the claim is \"pending\"."),
      "the numbers (committed runs)":
-               f"{bp['seeds']} of {R.BUDGET_SEEDS} seeds finished. At 800 steps the budget binds (uniform "
-               f"64 − 16 classes {pts(gap800)}); at 300 steps it did not ({pts(gap300)})."},
+               f"{bp['seeds']} of {R.BUDGET_SEEDS} seeds finished. At 800 steps the budget "
+               f"{'binds' if gap800 >= C.BINDS_AT else 'does not bind'} (uniform 64 − 16 classes {pts(gap800)}); "
+               f"at 300 steps it {'did' if gap300 >= C.BINDS_AT else 'did not'} ({pts(gap300)})."},
     {"question": "Molecules (η = 4)?",
      "answer": f"ATS {'beats' if FM['hu'] < 0.01 and mol_u[0] > 0 else 'does not beat'} uniform; the fixed ranking "
                + (f"beats ATS" if FM['hr'] < 0.01 and mol_r[0] < 0 else
@@ -999,7 +1033,9 @@ say(f"""1. On noisy tasks with 1000 steps ATS {beat_words(d1['uniform'], '1-shot
 2. The fixed ranking by similarity and loss ties it ({pts(d1['rank-sim-loss']['points'])}), because
 the loss alone flags the noisy tasks (AUC {num(sep_long['auc_loss'], 3)}).<br>
 3. The 150- and 300-step tables cannot test the paper's trends (noisy 1-shot: {kept_words(C.NOISY['1-shot'])}
-kept their start), and the pre-registered budget test has {bp['seeds']} of {R.BUDGET_SEEDS} seeds.""");
+kept their start), and """ + (f"""the pre-registered budget test ({seeds(bp['seeds'])}, 800 steps, where the
+budget {'binds' if gap800 >= C.BINDS_AT else 'does not bind'}) finds: {budget_words(bp)} (ATS − {bp['best_fixed']} {pts(bp['diff'] * 100)}, {pval(bp['p'])}).""" if bp["complete"]
+       else f"the pre-registered budget test has {bp['seeds']} of {R.BUDGET_SEEDS} seeds."));
 
 # %% [markdown]
 # ## Try this

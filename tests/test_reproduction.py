@@ -453,3 +453,54 @@ def test_claim_one_adjusts_each_distinct_test_once():
         assert f["hb"] == ref[(f["label"], f["b"])]
         if f["b"] == "uniform":
             assert f["hb"] == f["hu"] and f["pb"] == f["pu"]
+
+
+def _pools(rng, seeds, slope_of_step, steps=80, size=10):
+    """Pool records whose probability follows loss with a sign that depends on the step."""
+    rows = []
+    for s in seeds:
+        for t in range(0, steps, 4):
+            loss = rng.normal(size=size)
+            logit = slope_of_step(t) * loss + rng.normal(0, 0.3, size)
+            p = np.exp(logit) / np.exp(logit).sum()
+            rows += [{"seed": s, "step": t, "task": i, "prob": p[i], "loss": loss[i], "sim_cos": rng.normal(),
+                      "noisy": False} for i in range(size)]
+    return pd.DataFrame(rows)
+
+
+def test_preference_shift_tells_a_sign_change_from_a_steady_preference():
+    from atslib.study import reproduction as R
+    rng = np.random.default_rng(5)
+    turn = R.preference_shift(_pools(rng, range(6), lambda t: 1.0 if t < 40 else -1.0))
+    assert turn["changes_sign"] and turn["seeds"] == 6 and turn["seeds_flipped"] == 6
+    assert turn["first"] > 0.5 and turn["last"] < -0.5 and turn["p_first"] < 0.01 and turn["p_last"] < 0.01
+    steady = R.preference_shift(_pools(rng, range(6), lambda t: 1.0))
+    assert not steady["changes_sign"] and steady["seeds_flipped"] == 0 and steady["first"] > 0 and steady["last"] > 0
+    fading = R.preference_shift(_pools(rng, range(6), lambda t: 1.0 if t < 40 else 0.0))   # last part at chance
+    assert not fading["changes_sign"] and fading["p_first"] < 0.01 and fading["p_shift"] < 0.01
+    one = R.preference_shift(_pools(rng, [0], lambda t: 1.0))          # one seed: no test
+    assert not one["changes_sign"] and np.isnan(one["p_first"])
+    assert R.preference_shift(pd.DataFrame())["seeds"] == 0
+
+
+@pytest.mark.parametrize("gain, sd, verdict", [(0.02, 0.003, "holds"), (-0.02, 0.003, "does not hold"),
+                                               (0.001, 0.002, "does not hold"),        # a 1-point gain ruled out
+                                               (0.004, 0.03, "inconclusive at this scale")])
+def test_budget_claim_reads_the_primary_test_and_the_gain_it_was_powered_for(tmp_path, gain, sd, verdict):
+    from atslib.study import claims as C
+    from atslib.study import reproduction as R
+    rng = np.random.default_rng(6)
+    base = rng.uniform(0.3, 0.7, 100)
+    n = R.BUDGET_SEEDS
+    offs = rng.normal(0, 0.01, n)
+    e = rng.normal(0, 1, n)
+    e = sd * (e - e.mean()) / e.std(ddof=1)                 # ATS − uniform: exactly `gain` on average, sd `sd`
+    cell = {"uniform": (0.45, [base + o for o in offs]),   # the best fixed rule on validation
+            "rank-sim-loss": (0.40, [base - 0.01 + o for o in offs]),
+            "rank-sim+loss": (0.41, [base - 0.02 + o for o in offs]),
+            "ats": (0.44, [base + gain + o + x for o, x in zip(offs, e)])}
+    fake_results(tmp_path, {("budget-binding", "b16"): cell})
+    row = C.claims(R.load_results(tmp_path)).set_index("claim")
+    row = row.loc[[c for c in row.index if c.startswith("with a binding class budget")][0]]
+    assert row["verdict"] == verdict and "ATS − uniform (best fixed rule on validation)" in row["ours"]
+    assert ("is ruled out" in row["ours"]) == (gain == 0.001)

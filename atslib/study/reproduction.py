@@ -543,6 +543,33 @@ def prob_correlations_by_part(pools: pd.DataFrame, parts: int = 4) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def preference_shift(pools: pd.DataFrame, parts: int = 4, factor: str = "rho_loss", level: float = LEVEL) -> dict:
+    """Does the scheduler's preference for a factor change sign during training? A test over seeds
+    (fixed 2026-12-06, before the budget grid's last seeds, blind to its correlations): each seed's
+    mean within-pool Spearman correlation (``factor``: ``rho_loss`` or ``rho_sim``) in the first and
+    in the last of ``parts`` parts of training; each part's values t-tested against 0 (Holm over the
+    two), and last minus first paired over seeds. It changes sign when both parts are shown non-zero
+    at ``level``, with opposite signs."""
+    from scipy import stats
+    per = [prob_correlations_by_part(g, parts).set_index("part")[factor] for _, g in pools.groupby("seed")] \
+        if not pools.empty else []
+    first = np.array([p.get(1, np.nan) for p in per], dtype=float)
+    last = np.array([p.get(parts, np.nan) for p in per], dtype=float)
+    ok = np.isfinite(first) & np.isfinite(last)
+    first, last = first[ok], last[ok]
+    n = int(ok.sum())
+    out = {"factor": factor, "seeds": n, "first": float(first.mean()) if n else float("nan"),
+           "last": float(last.mean()) if n else float("nan"),
+           "seeds_flipped": int((np.sign(first) != np.sign(last)).sum())}
+    if n < 2:
+        return {**out, "p_first": float("nan"), "p_last": float("nan"), "p_shift": float("nan"), "changes_sign": False}
+    p1, p2 = (float(stats.ttest_1samp(x, 0.0).pvalue) for x in (first, last))
+    h1, h2 = holm([p1, p2])
+    shift = float(stats.ttest_rel(last, first).pvalue)
+    return {**out, "p_first": float(h1), "p_last": float(h2), "p_shift": shift,
+            "changes_sign": bool(h1 < level and h2 < level and np.sign(out["first"]) != np.sign(out["last"]))}
+
+
 def pairwise(df, grid, cell, methods, scale: float = 100.0) -> pd.DataFrame:
     """Every pair of ``methods`` paired over seeds: difference, 95% t-interval, p and Holm-adjusted p
     (the family: these comparisons), seeds and seeds above zero."""
