@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -28,7 +28,8 @@
 #   and against uniform sampling, with tests paired over random seeds;
 # - how well each variant *ranks* clean above noisy tasks (noise AUC) and how many clean tasks it
 #   actually *trains on* (clean share), and why the two differ for ATS;
-# - why three seeds of 150 steps cannot tell these variants apart.
+# - what the runs can and cannot tell apart: 150-step runs barely leave their start; the 1000-step
+#   runs of the decisive setting can.
 #
 # **How long.** Run All takes about 25 s on two CPU cores: it reads committed runs, nothing trains.
 #
@@ -47,20 +48,26 @@
 # | `ats-sim-only` | removes the *loss* factor: the scheduler sees the similarity only |
 # | `ats-reweight` | removes the *sampling*: θ updates on the B tasks of highest weight, weighted; φ learns through the look-ahead model |
 #
-# **The runs.** Noise ratio 0.6 (60% of meta-training tasks have corrupted support labels), 1-shot
-# 5-way, pool P = 10, batch B = 2, 150 meta-training steps from the *clean-pretrained start* (the
-# model `02_training` trains for 300 steps on clean tasks; one per random seed), 3 seeds. Every
-# method sees the same pool at step t for a given seed, the same validation tasks and the same 600
-# meta-test tasks; the checkpoint with the best validation accuracy is tested, and the start itself
-# is a candidate, so a run that never validates above its start reports the start's test accuracy.
-# These runs come from the study's `ablations` sweep (uniform from its `noisy` sweep, the same
-# seeds and starts); `07_results` shows the 5-shot and molecule columns and the authors'
-# reweighting variant (all P tasks weighted).
+# **The runs.** Noise ratio 0.6 (60% of meta-training tasks have corrupted support labels), 5-way,
+# pool P = 10, batch B = 2, from the *clean-pretrained start* (the model `02_training` trains for
+# 300 steps on clean tasks; one per random seed). Every method sees the same pool at step t for a
+# given seed, the same validation tasks and the same 600 meta-test tasks; the checkpoint with the
+# best validation accuracy is tested, and the start itself is a candidate, so a run that never
+# validates above its start reports the start's test accuracy. Two sets of runs exist:
+# - `SOURCE = "decisive"`: 1000 steps, 1-shot, seeds 0–4, noise 0.6 with flip 0.8 (the `decisive`
+#   sweep, whose uniform, ATS and rank-sim-loss run the same seeds and starts);
+# - `SOURCE = "short"`: 150 steps, 3 seeds, 1- or 5-shot (the `ablations` sweep, uniform from the
+#   `noisy` sweep), the first, smaller study.
+#
+# `"auto"` (the default) reads the decisive runs once every ablation has its five seeds there, and
+# the short ones until then. The line under the next cell says which runs are shown. `07_results`
+# shows the 5-shot and molecule columns and the authors' reweighting variant (all P tasks weighted).
 
 # %% tags=["parameters"]
 SMOKE = False      # nothing trains here: SMOKE changes nothing
 RESULTS_DIR = "../results"
-SHOTS = 1          # 1 or 5: the 1-shot or 5-shot runs of the same sweeps
+SHOTS = 1          # 1 or 5: the 1-shot or 5-shot runs of the same sweeps (the decisive runs: 1-shot only)
+SOURCE = "auto"    # "auto", "decisive" (1000 steps) or "short" (150 steps): see above
 FIG_DIR = None
 
 # %%
@@ -69,16 +76,22 @@ import pandas as pd
 
 from atslib.display import demo, plots
 from atslib.display.prose import num, pct, pts, pval, say, seeds
+from atslib.metrics import holm
 from atslib.study import reproduction as R
 
 cell = f"{SHOTS}shot"
 df = R.load_results(RESULTS_DIR)
-cells = {m: ("noisy", cell) if m == "uniform" else ("ablations", cell) for m in demo.ABLATIONS}
-cells["ats-reweight"] = ("ablations", f"{cell}-reweight-top")     # the default, equal batch (top-B)
+source_kind, df = R.ablation_source(df, SHOTS, SOURCE, demo.ABLATIONS)     # which runs, and only their common seeds
+if source_kind == "decisive":
+    cells = {m: ("decisive", cell) for m in demo.ABLATIONS}
+else:
+    cells = {m: ("noisy", cell) if m == "uniform" else ("ablations", cell) for m in demo.ABLATIONS}
+    cells["ats-reweight"] = ("ablations", f"{cell}-reweight-top")     # the default, equal batch (top-B)
 stats = pd.concat([R.cell_stats(df, *cells[m], (m,)) for m in demo.ABLATIONS], ignore_index=True)
 n = f"{stats['n'].min()}" if stats["n"].nunique() == 1 else f"{stats['n'].min()}-{stats['n'].max()}"
-source = (f"grids ablations/{cell}, {cell}-reweight-top (ats-reweight) + noisy/{cell} (uniform): "
-          f"{int(stats['steps'].max())} steps from the pretrained start, {n} seeds")
+source = (f"grid decisive/{cell} (seeds every ablation ran)" if source_kind == "decisive" else
+          f"grids ablations/{cell}, {cell}-reweight-top (ats-reweight) + noisy/{cell} (uniform)"
+          ) + f": {int(stats['steps'].max())} steps from the pretrained start, {n} seeds"
 # one frame of the runs shown, so that methods from two sweeps pair by seed
 both = pd.concat([df[(df.grid == g) & (df.cell == c) & (df.method == m)] for m, (g, c) in cells.items()])
 both = both.assign(grid="03", cell="1shot")
@@ -86,6 +99,8 @@ steps = int(stats["steps"].max())
 noise = float(both["noise_ratio"].iloc[0])
 dec = R.cell_stats(df, "decisive", cell, ("ats",))      # 07_results' longer study, for the pointers below
 dec_txt = (f"{seeds(int(dec['n'].iloc[0]))}, {int(dec['steps'].iloc[0])} steps" if len(dec) else "more seeds, longer runs")
+# where to look for a longer test: this notebook itself once it reads the decisive runs
+longer = (None if source_kind == "decisive" else f"`07_results`' decisive study ({dec_txt})")
 print(source)
 
 # %% [markdown]
@@ -94,16 +109,19 @@ print(source)
 # well the method's task scores rank clean above noisy tasks within each pool, second half of
 # training: 1 = every clean task above every noisy one, 0.5 = chance), the **clean share** (the
 # share of the tasks θ was actually updated on that were clean, whole run; uniform ≈ 0.4 at noise
-# 0.6), and ATS minus the method, paired over seeds.
+# 0.6), and ATS minus the method, paired over seeds, with its p and its Holm-adjusted p (the family:
+# the six comparisons with ATS).
 
 # %%
 table = stats.rename(columns={"mean": "test_mean", "ci95": "test_ci95"})
 vs = [R.paired(both, "03", "1shot", "ats", m) if m != "ats" else (float("nan"),) * 3 for m in table["method"]]
+holm_ats = holm([p for _, p, _ in vs])              # NaN (ATS's own row) stays NaN and is not counted
 shown = pd.DataFrame({"method": table["method"], "seeds": table["n"],
                       "test acc (%)": [R.fmt(a, b) for a, b in zip(table["test_mean"], table["test_ci95"])],
                       "noise AUC": table["noise_auc"].round(3), "clean share": table["clean_share"].round(3),
                       "ATS − method (points)": [f"{d * 100:+.2f}" if d == d else "–" for d, _, _ in vs],
-                      "p over seeds": [f"{p:.2g}" if p == p else "–" for _, p, _ in vs]})
+                      "p over seeds": [f"{p:.2g}" if p == p else "–" for _, p, _ in vs],
+                      "p (Holm)": [f"{h:.2g}" if h == h else "–" for h in holm_ats]})
 ci_over = "mean ± 95% t-CI over seeds"
 plots.save_table(shown, "06_ablations", FIG_DIR)
 shown
@@ -114,16 +132,25 @@ k_seeds = int(t["n"].min())
 pre = df[(df.grid == "pretrain") & (df.cell == cell) & df.seed.isin(both.seed.unique())]
 start = float(pre["test_mean"].mean()) if len(pre) else None     # the clean-pretrained start of these seeds
 vs_ats = {m: v for m, v in zip(table["method"], vs) if m != "ats"}
+h_ats = {m: h for m, h in zip(table["method"], holm_ats) if m != "ats"}
 d_u, p_u, _ = vs_ats["uniform"]
-signif = [m for m, (d, p, _) in vs_ats.items() if p < R.LEVEL]
+# the ablations (uniform is the baseline, not an ablation), decided on their Holm-adjusted p
+ablated = [m for m in vs_ats if m != "uniform"]
+under = [m for m in ablated if vs_ats[m][0] > 0 and h_ats[m] < R.LEVEL]      # shown below ATS
+over = [m for m in ablated if vs_ats[m][0] < 0 and h_ats[m] < R.LEVEL]       # shown above ATS
+signif = under + over
 below = [m for m in t.index if start is not None and t.loc[m, "test_mean"] < start - 5e-5]
 at_start = {m: R.at_start(R.runs(both, "03", "1shot", m)) for m in t.index}   # runs that ended as their start
 all_start = [m for m, a in at_start.items() if a.size and a.all()]
-verdict = ("none differs from ATS" if not signif else f"{', '.join(signif)} differ{'s' if len(signif) == 1 else ''} from ATS")
-ats_vs_u = ("no difference shown" if p_u >= R.LEVEL else "a difference at the study's level")
+verdict = ("none differs from ATS" if not signif else "; ".join(
+    [f"{', '.join(under)} {'is' if len(under) == 1 else 'are'} below ATS"] * bool(under)
+    + [f"{', '.join(over)} {'is' if len(over) == 1 else 'are'} above ATS"] * bool(over)
+    + [f"{len(ablated) - len(signif)} of {len(ablated)} are not shown to differ"] * (len(signif) < len(ablated))))
+ats_vs_u = ("no difference shown" if h_ats["uniform"] >= R.LEVEL else "a difference at the study's level")
 _ = say(f"""**What this shows.** Full ATS reaches {num(100 * t.loc['ats', 'test_mean'])}% and uniform
-{num(100 * t.loc['uniform', 'test_mean'])}%: ATS − uniform = {pts(100 * d_u)} ({pval(p_u)} over
-{seeds(k_seeds)}), {ats_vs_u}. Of the ablations, {verdict} at the study's level p < {R.LEVEL:g}"""
+{num(100 * t.loc['uniform', 'test_mean'])}%: ATS − uniform = {pts(100 * d_u)} ({pval(p_u)}, Holm
+{h_ats['uniform']:.2g} over {seeds(k_seeds)}), {ats_vs_u}. Of the ablations, at the study's level (Holm-adjusted
+p < {R.LEVEL:g}), {verdict}"""
     + (", so with these runs no part of ATS can be shown to matter." if not signif else ".")
     + (f""" The clean-pretrained start of the same seeds scores {num(100 * start)}%, and
 {len(below)} of {len(t)} methods {'ends' if len(below) == 1 else 'end'} below it ({', '.join(below) if below else 'none'})"""
@@ -231,7 +258,7 @@ of rank-sim-loss, which takes the top-ranked tasks from step 0. The ablations' c
 line at {', '.join(f'step {s} ({m})' if s is not None else f'no step ({m})' for m, s in others.items())}."""
     + (f""" The paper's picture, ATS steering away from noisy tasks, appears here
 {f'only from step {f_ats} of {steps} on' if f_ats is not None else 'nowhere in these runs'};
-`07_results`' decisive study follows ATS longer ({dec_txt}).""" if late_turn else f""" ATS steers away from noisy tasks, as the paper says, from step {f_ats} on."""))
+{longer + ' follows ATS longer' if longer else 'in these 1000-step runs'}.""" if late_turn else f""" ATS steers away from noisy tasks, as the paper says, from step {f_ats} on."""))
 
 # %% [markdown]
 # ## Each method against uniform
@@ -245,31 +272,34 @@ for m in demo.ABLATIONS:
         d, p, k = R.paired(both, "03", "1shot", m, "uniform")
         rows.append({"method": m, "minus uniform (points)": round(100 * d, 2), "p over seeds": f"{p:.2g}", "seeds": k})
 against = pd.DataFrame(rows)
+h_u = holm([R.paired(both, "03", "1shot", r["method"], "uniform")[1] for r in rows])
+against.insert(3, "p (Holm)", [f"{h:.2g}" for h in h_u])
 against
 
 # %%
 pu = {r["method"]: R.paired(both, "03", "1shot", r["method"], "uniform") for r in rows}
 best = max(pu, key=lambda m: pu[m][0])
-sig_u = [m for m, (d, p, _) in pu.items() if p < R.LEVEL]
+sig_u = [m for m, h in zip(pu, h_u) if h < R.LEVEL]             # after Holm over the six
 gap = max(abs(d) for d, _, _ in pu.values())
 wide = gap < t.loc["uniform", "test_ci95"]
 _ = say(f"""**What this shows.** {'No method' if not sig_u else ', '.join(sig_u)}
-{'differs' if len(sig_u) <= 1 else 'differ'} from uniform at p < {R.LEVEL:g} over {seeds(k_seeds)}. The
+{'differs' if len(sig_u) <= 1 else 'differ'} from uniform at Holm-adjusted p < {R.LEVEL:g} over {seeds(k_seeds)}. The
 largest difference is {best}'s {pts(100 * pu[best][0])} ({pval(pu[best][1])}); full ATS's is
 {pts(100 * pu['ats'][0])} ({pval(pu['ats'][1])}). The paper reports ATS above uniform and above each of
 its ablations on noisy tasks"""
     + (f"""; here uniform's own interval over seeds (± {num(100 * t.loc['uniform', 'test_ci95'])} points)
-is wider than any of these gaps, so three seeds of {steps} steps neither confirm nor refute it.""" if wide and not sig_u
-       else "; none of these gaps reaches the study's level here." if not sig_u else ".")
-    + f""" `07_results`' decisive study ({dec_txt}) is the test that can.""")
+is wider than any of these gaps, so {seeds(k_seeds)} of {steps} steps neither confirm nor refute it.""" if wide and not sig_u
+       else "; none of these gaps reaches the study's level here." if not sig_u else
+       f"; here ATS {'is' if 'ats' in sig_u else 'is not'} shown above uniform after Holm.")
+    + (f" {longer} is the test that can." if longer and not sig_u else ""))
 
 # %% [markdown]
 # ## Summary
 
 # %%
 rs = vs_ats["rank-sim-loss"]
-_ = say(f"""1. ATS − uniform: {pts(100 * d_u)} ({pval(p_u)}, {seeds(k_seeds)}); of the ablations, {verdict} at
-p < {R.LEVEL:g}{f', and {len(below)} of {len(t)} methods {"ends" if len(below) == 1 else "end"} below the pretrained start' if start is not None else ''}.""")
+_ = say(f"""1. ATS − uniform: {pts(100 * d_u)} ({pval(p_u)}, {seeds(k_seeds)}); of the ablations, at
+Holm-adjusted p < {R.LEVEL:g}, {verdict}{f', and {len(below)} of {len(t)} methods {"ends" if len(below) == 1 else "end"} below the pretrained start' if start is not None else ''}.""")
 _ = say(f"""2. ATS ranks noisy tasks {'almost perfectly' if t.loc['ats', 'noise_auc'] > 0.98 else 'well'} (AUC
 {num(t.loc['ats', 'noise_auc'], 3)}) but trains on only {pct(t.loc['ats', 'clean_share'])} clean tasks: its
 noisy probability mass stays near uniform's until about step {f_ats if f_ats is not None else steps} of {steps}.""")
@@ -280,6 +310,8 @@ ends {pts(-100 * rs[0])} relative to ATS ({pval(rs[1])})"""
 
 # %% [markdown]
 # ## Try this
-# Set `SHOTS = 5` to read the 5-shot runs of the same sweeps. With five labelled examples per class
-# the factors are less noisy: expect noise AUCs of 1 for ATS and its trained ablations, the untrained
-# network still near chance, and, again, intervals over three seeds too wide to rank the methods.
+# Set `SOURCE = "short"` and `SHOTS = 5` to read the 5-shot runs of the 150-step sweeps. With five
+# labelled examples per class the factors are less noisy: expect noise AUCs of 1 for ATS and its
+# trained ablations, the untrained network still near chance, and intervals over three seeds too
+# wide to rank the methods. With `SOURCE = "short"` at 1-shot, compare the 150-step picture with the
+# 1000-step one the default shows once the decisive ablations are in.

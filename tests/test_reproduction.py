@@ -504,3 +504,23 @@ def test_budget_claim_reads_the_primary_test_and_the_gain_it_was_powered_for(tmp
     row = row.loc[[c for c in row.index if c.startswith("with a binding class budget")][0]]
     assert row["verdict"] == verdict and "ATS − uniform (best fixed rule on validation)" in row["ours"]
     assert ("is ruled out" in row["ours"]) == (gain == 0.001)
+
+
+def test_ablation_source_reads_the_decisive_runs_only_once_every_ablation_has_its_seeds(tmp_path):
+    from atslib.study import reproduction as R
+    rng = np.random.default_rng(7)
+    base = rng.uniform(0.3, 0.7, 50)
+    main = {m: (0.5, [base] * 10) for m in ("uniform", "ats", "rank-sim-loss")}          # seeds 0-9
+    abl = {m: (0.5, [base] * 5) for m in ("ats-loss-only", "ats-sim-only", "ats-reweight")}
+    fake_results(tmp_path, {("decisive", "1shot"): {**main, **abl, "ats-random-phi": (0.5, [base] * 4)}})
+    df = R.load_results(tmp_path)
+    assert R.ablation_source(df, 1)[0] == "short"                                      # one seed short
+    with pytest.raises(ValueError, match="ats-random-phi 4"):
+        R.ablation_source(df, 1, "decisive")
+    with pytest.raises(ValueError, match="source 'long': use one of auto, decisive, short"):
+        R.ablation_source(df, 1, "long")
+    fake_results(tmp_path / "b", {("decisive", "1shot"): {**main, **abl, "ats-random-phi": (0.5, [base] * 5)}})
+    full = R.load_results(tmp_path / "b")
+    kind, cut = R.ablation_source(full, 1)
+    assert kind == "decisive" and sorted(cut.seed.unique()) == [0, 1, 2, 3, 4] and len(cut) == 7 * 5
+    assert R.ablation_source(full, 5)[0] == "short" and R.ablation_source(full, 1, "short")[1] is full

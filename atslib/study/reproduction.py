@@ -608,3 +608,27 @@ def budget_primary(df, grid="budget-binding", cell="b16", fixed=BUDGET_FIXED, se
     d = seed_differences(sub, grid, cell, "ats", best)
     return {**out, "best_fixed": best, "val": val, "diff": mean, "p": p, "ci": (lo, hi), "above": int((d > 0).sum()),
             "sd": float(np.std(d, ddof=1))}
+
+
+ABLATION_SOURCES = ("auto", "decisive", "short")
+
+
+def ablation_source(df, shots: int, source: str = "auto", methods=("uniform", "ats", "rank-sim-loss", "ats-loss-only",
+                    "ats-sim-only", "ats-reweight", "ats-random-phi"), seeds: int = 5) -> tuple[str, pd.DataFrame]:
+    """Which runs an ablation study reads: ``"decisive"`` (the 1000-step 1-shot cell, issue 28) or
+    ``"short"`` (the 150-step ``ablations`` and ``noisy`` cells). ``"auto"`` takes the decisive cell once
+    every method has ``seeds`` seeds there (1-shot only). Returns the choice and ``df`` with the decisive
+    cell cut to the seeds every method ran, so that every row of the study pairs over the same seeds."""
+    if source not in ABLATION_SOURCES:
+        raise ValueError(f"source {source!r}: use one of {', '.join(ABLATION_SOURCES)}")
+    have = {m: set(runs(df, "decisive", "1shot", m)["seed"]) for m in methods}
+    common = set.intersection(*have.values()) if have else set()
+    ready = shots == 1 and len(common) >= seeds
+    if source == "decisive" and not ready:
+        short = ", ".join(f"{m} {len(s)}" for m, s in have.items() if len(s) < seeds)
+        raise ValueError(f"source 'decisive': needs 1-shot and {seeds} seeds of every method in decisive/1shot "
+                         f"(shots {shots}; seeds so far: {short or 'enough'}); use 'short' or 'auto'")
+    if source == "short" or not ready:
+        return "short", df
+    keep = ~((df.grid == "decisive") & (df.cell == "1shot")) | df.seed.isin(common)
+    return "decisive", df[keep].reset_index(drop=True)
