@@ -243,6 +243,9 @@ a1, _ = by_half("ats", "auc")
 late_mass = hist["ats"]["noisy_mass"].tail(10).mean()
 others = {m: falls(m) for m in ("ats-loss-only", "ats-sim-only", "ats-reweight")}
 late_turn = f_ats is None or f_ats >= steps / 3
+share_gap = t.loc["rank-sim-loss", "clean_share"] - t.loc["ats", "clean_share"]
+share_words = ("far below" if share_gap > 0.15 else "below" if share_gap > 0.02 else
+               "about the same as" if share_gap > -0.02 else "above")
 _ = say(f"""**What this shows.** Uniform keeps {pct(u_level)} of its probability on noisy tasks on
 average, their share of the pool. ATS's 10-step average first falls 10 points below that level at
 step {f_ats if f_ats is not None else '(never)'} of {steps}, and averages {pct(late_mass)} over the last
@@ -253,12 +256,12 @@ probabilities are nearly flat: over the first half the scheduler's entropy is {n
        f""" Over the first half its noise AUC is {num(a1, 3)} and its entropy {num(h1)}, against
 {num(np.log(pool))} (= ln {pool}) for equal probabilities over the pool of {pool}.""")
     + f""" So the tasks it drew were {pct(cs1)} clean in the first half and {pct(cs2)} in the second,
-{pct(t.loc['ats', 'clean_share'])} over the run, far below the {pct(t.loc['rank-sim-loss', 'clean_share'])}
+{pct(t.loc['ats', 'clean_share'])} over the run, {share_words} the {pct(t.loc['rank-sim-loss', 'clean_share'])}
 of rank-sim-loss, which takes the top-ranked tasks from step 0. The ablations' curves cross the same
 line at {', '.join(f'step {s} ({m})' if s is not None else f'no step ({m})' for m, s in others.items())}."""
     + (f""" The paper's picture, ATS steering away from noisy tasks, appears here
-{f'only from step {f_ats} of {steps} on' if f_ats is not None else 'nowhere in these runs'};
-{longer + ' follows ATS longer' if longer else 'in these 1000-step runs'}.""" if late_turn else f""" ATS steers away from noisy tasks, as the paper says, from step {f_ats} on."""))
+{f'only from step {f_ats} of {steps} on' if f_ats is not None else 'nowhere in these runs'}"""
+       + (f"; {longer} follows ATS longer." if longer else ".") if late_turn else f""" ATS steers away from noisy tasks, as the paper says, from step {f_ats} on."""))
 
 # %% [markdown]
 # ## Each method against uniform
@@ -290,7 +293,8 @@ its ablations on noisy tasks"""
     + (f"""; here uniform's own interval over seeds (± {num(100 * t.loc['uniform', 'test_ci95'])} points)
 is wider than any of these gaps, so {seeds(k_seeds)} of {steps} steps neither confirm nor refute it.""" if wide and not sig_u
        else "; none of these gaps reaches the study's level here." if not sig_u else
-       f"; here ATS {'is' if 'ats' in sig_u else 'is not'} shown above uniform after Holm.")
+       f"; here ATS is shown {'above' if pu['ats'][0] > 0 else 'below'} uniform after Holm over this table's six comparisons."
+       if "ats" in sig_u else "; here ATS is not shown to differ from uniform after Holm over this table's six comparisons.")
     + (f" {longer} is the test that can." if longer and not sig_u else ""))
 
 # %% [markdown]

@@ -413,6 +413,7 @@ def test_budget_primary_takes_the_fixed_rule_best_on_validation(tmp_path):
     assert r["complete"] and r["seeds"] == n and r["best_fixed"] == "rank-sim-loss"
     assert r["diff"] == pytest.approx(0.01, abs=0.002) and r["p"] < 0.01 and r["ci"][0] < r["diff"] < r["ci"][1]
     assert not R.budget_primary(df[df.seed < 20])["complete"]
+    assert set(R.budget_primary(df[df.seed < 29])) == {"seeds", "complete"}   # blind: no interim difference
     t = R.pairwise(df, "budget-binding", "b16", ("uniform", "rank-sim-loss", "rank-sim+loss", "ats"))
     ok = t["p"].notna()                       # differences with no spread over seeds have no t-test
     assert len(t) == 6 and ok.sum() >= 3 and (t.loc[ok, "p (Holm)"] >= t.loc[ok, "p"]).all()
@@ -524,3 +525,25 @@ def test_ablation_source_reads_the_decisive_runs_only_once_every_ablation_has_it
     kind, cut = R.ablation_source(full, 1)
     assert kind == "decisive" and sorted(cut.seed.unique()) == [0, 1, 2, 3, 4] and len(cut) == 7 * 5
     assert R.ablation_source(full, 5)[0] == "short" and R.ablation_source(full, 1, "short")[1] is full
+
+
+@pytest.mark.parametrize("gain, verdict", [(0.03, "holds"), (0.0, "inconclusive at this scale"), (-0.03, "does not hold")])
+def test_ablation_claim_reads_the_1000_step_cell_only_when_every_ablation_is_in(tmp_path, gain, verdict):
+    from atslib.study import claims as C
+    from atslib.study import reproduction as R
+    rng = np.random.default_rng(8)
+    base = rng.uniform(0.3, 0.7, 60)
+    offs = rng.normal(0, 0.01, 5)
+    noise = lambda: rng.normal(0, 0.004 if gain else 0.02, 5)  # noqa: E731
+    cell = {m: (0.5, [base + o + e for o, e in zip(offs, noise())])
+            for m in ("uniform", "rank-sim-loss", "ats-loss-only", "ats-sim-only", "ats-reweight", "ats-random-phi")}
+    cell["ats"] = (0.5, [base + gain + o + e for o, e in zip(offs, noise())])
+    fake_results(tmp_path, {("decisive", "1shot"): cell})
+    row = C.claims(R.load_results(tmp_path)).set_index("claim").loc[
+        "both factors are needed (each single-factor ablation is below ATS)"]
+    assert row["verdict"] == verdict and row["ours"].startswith("decisive 1-shot, 1000 steps")
+    del cell["ats-random-phi"]                                # one ablation missing: pending, as in notebook 06
+    fake_results(tmp_path / "b", {("decisive", "1shot"): cell})
+    row = C.claims(R.load_results(tmp_path / "b")).set_index("claim").loc[
+        "both factors are needed (each single-factor ablation is below ATS)"]
+    assert row["verdict"] == "pending"

@@ -594,12 +594,14 @@ BUDGET_SEEDS = 30
 
 def budget_primary(df, grid="budget-binding", cell="b16", fixed=BUDGET_FIXED, seeds: int = BUDGET_SEEDS) -> dict:
     """The pre-registered primary test (REPRODUCTION.md, 2026-12-02): ATS minus the fixed rule with the
-    best mean validation accuracy, test accuracy paired over the seeds every method finished; pending
-    (``complete`` False) until ``seeds`` seeds have all four methods."""
+    best mean validation accuracy, test accuracy paired over the seeds every method finished (``common``;
+    ``d``: ATS minus that rule per seed). Blind until complete: while fewer than ``seeds`` seeds have
+    all four methods only ``seeds`` and ``complete`` (False) are returned, so no interim difference
+    can reach a table or a sentence (the interim look, experiments/budget_spread.py, reads spreads only)."""
     rs = {m: runs(df, grid, cell, m) for m in (*fixed, "ats")}
     common = sorted(set.intersection(*(set(r.seed) for r in rs.values()))) if all(len(r) for r in rs.values()) else []
     out = {"seeds": len(common), "complete": len(common) >= seeds}
-    if len(common) < 2:
+    if not out["complete"] or len(common) < 2:
         return out
     val = {m: float(rs[m][rs[m].seed.isin(common)]["best_val"].astype(float).mean()) for m in fixed}
     best = max(val, key=val.get)
@@ -607,7 +609,7 @@ def budget_primary(df, grid="budget-binding", cell="b16", fixed=BUDGET_FIXED, se
     mean, p, lo, hi, n = paired_ci(sub, grid, cell, "ats", best)
     d = seed_differences(sub, grid, cell, "ats", best)
     return {**out, "best_fixed": best, "val": val, "diff": mean, "p": p, "ci": (lo, hi), "above": int((d > 0).sum()),
-            "sd": float(np.std(d, ddof=1))}
+            "sd": float(np.std(d, ddof=1)), "common": common, "d": d}
 
 
 ABLATION_SOURCES = ("auto", "decisive", "short")
@@ -626,8 +628,9 @@ def ablation_source(df, shots: int, source: str = "auto", methods=("uniform", "a
     ready = shots == 1 and len(common) >= seeds
     if source == "decisive" and not ready:
         short = ", ".join(f"{m} {len(s)}" for m, s in have.items() if len(s) < seeds)
-        raise ValueError(f"source 'decisive': needs 1-shot and {seeds} seeds of every method in decisive/1shot "
-                         f"(shots {shots}; seeds so far: {short or 'enough'}); use 'short' or 'auto'")
+        raise ValueError(f"source 'decisive': needs 1-shot and {seeds} seeds that every method ran in decisive/1shot "
+                         f"(shots {shots}; {len(common)} common seeds; {short or 'each method has enough'}); "
+                         f"use 'short' or 'auto'")
     if source == "short" or not ready:
         return "short", df
     keep = ~((df.grid == "decisive") & (df.cell == "1shot")) | df.seed.isin(common)
