@@ -689,7 +689,7 @@ from 16 to 64 classes. Runs too short to move from their start or to feel the bu
 the paper's trends, so these curves are no evidence for or against them.""");
 
 # %% [markdown]
-# ## In progress: the pre-registered limited-budget test
+# ## The pre-registered limited-budget test
 # The plan (REPRODUCTION.md, written 2026-12-02 before its runs): 16 meta-train classes, 1-shot,
 # from scratch, 800 steps, seeds 0–19 (each its own class subset; extended to 0–29 by the plan's
 # rule after the interim look at the spread, 2026-12-04); uniform, `rank-sim-loss`,
