@@ -755,7 +755,7 @@ The plan took T = {T}, {'the first step where the gap reached 3 points' if first
 # %%
 B_CELL = C.BUDGET_BINDING
 # the primary test's own seeds (every method finished) for every secondary reading once complete
-b_df = df[~((df.grid == B_CELL[0]) & (df.cell == B_CELL[1])) | df.seed.isin(bp["common"])] if bp["complete"] else df
+b_df = R.only_seeds(df, *B_CELL, bp["common"]) if bp["complete"] else df
 row = {"seeds with all four methods": bp["seeds"], "of": R.BUDGET_SEEDS, "complete": bp["complete"],
        "uniform 64 − 16 classes (pts)": round(C._budget_gap(df, C.BUDGET_BINDING, C.BUDGET_CONTROL), 2)}
 if bp["complete"]:

@@ -441,11 +441,12 @@ def claims(df, test: str = "seeds") -> pd.DataFrame:
         # (rule fixed 2026-12-06, before the last seeds, blind to the means; REPRODUCTION amendments)
         small = below(primary["d"] * 100, BUDGET_GAIN)          # the primary test's own seeds
         lose = primary["diff"] < 0 and primary["p"] < LEVEL
-        verdict = "holds" if win else "does not hold" if lose or small < LEVEL else "inconclusive at this scale"
+        verdict = "holds" if win else "does not hold" if lose or small < LEVEL else INCONCLUSIVE
         why = (f"; {primary['best_fixed']} beats ATS" if lose else
-               f"; a gain of {BUDGET_GAIN:g} point or more is ruled out (one-sided p={p_digits(small)})" if small < LEVEL
-               and not win else f" [inconclusive at this scale: neither a difference nor the absence of a "
-               f"{BUDGET_GAIN:g}-point gain is shown]" if verdict == "inconclusive at this scale" else "")
+               f"; a gain of {BUDGET_GAIN:g} point or more is ruled out (one-sided p={p_digits(small)})"
+               if verdict == "does not hold" else
+               f" [{INCONCLUSIVE}: neither a difference nor the absence of a {BUDGET_GAIN:g}-point gain is shown]"
+               if verdict == INCONCLUSIVE else "")
         rows.append({"claim": c, "paper": paper, "verdict": verdict,
                      "ours": (f"16 classes, 1-shot, 800 steps, {primary['seeds']} seeds: ATS − {primary['best_fixed']} "
                               f"(best fixed rule on validation) {primary['diff'] * 100:+.2f} [{lo * 100:+.2f}, "

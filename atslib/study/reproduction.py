@@ -592,6 +592,11 @@ BUDGET_FIXED = ("uniform", "rank-sim-loss", "rank-sim+loss")
 BUDGET_SEEDS = 30
 
 
+def only_seeds(df, grid, cell, seeds) -> pd.DataFrame:
+    """``df`` with one cell cut to ``seeds`` (every other cell untouched)."""
+    return df[~((df.grid == grid) & (df.cell == cell)) | df.seed.isin(seeds)]
+
+
 def budget_primary(df, grid="budget-binding", cell="b16", fixed=BUDGET_FIXED, seeds: int = BUDGET_SEEDS) -> dict:
     """The pre-registered primary test (REPRODUCTION.md, 2026-12-02): ATS minus the fixed rule with the
     best mean validation accuracy, test accuracy paired over the seeds every method finished (``common``;
@@ -605,7 +610,7 @@ def budget_primary(df, grid="budget-binding", cell="b16", fixed=BUDGET_FIXED, se
         return out
     val = {m: float(rs[m][rs[m].seed.isin(common)]["best_val"].astype(float).mean()) for m in fixed}
     best = max(val, key=val.get)
-    sub = df[~((df.grid == grid) & (df.cell == cell)) | df.seed.isin(common)]
+    sub = only_seeds(df, grid, cell, common)
     mean, p, lo, hi, n = paired_ci(sub, grid, cell, "ats", best)
     d = seed_differences(sub, grid, cell, "ats", best)
     return {**out, "best_fixed": best, "val": val, "diff": mean, "p": p, "ci": (lo, hi), "above": int((d > 0).sum()),
@@ -633,5 +638,4 @@ def ablation_source(df, shots: int, source: str = "auto", methods=("uniform", "a
                          f"use 'short' or 'auto'")
     if source == "short" or not ready:
         return "short", df
-    keep = ~((df.grid == "decisive") & (df.cell == "1shot")) | df.seed.isin(common)
-    return "decisive", df[keep].reset_index(drop=True)
+    return "decisive", only_seeds(df, "decisive", "1shot", common).reset_index(drop=True)
